@@ -1,0 +1,68 @@
+"""Fréchet distance between Gaussians fitted to two feature sets (the "FID" formula).
+
+Pure float64 numpy. The matrix square roots go through symmetric eigendecompositions with
+eigenvalues clipped at zero, because covariances of real feature sets are often singular or
+nearly so (fewer samples than dimensions, dead CNN channels), and scipy's general ``sqrtm``
+then returns complex or NaN values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_features(x: np.ndarray, name: str) -> np.ndarray:
+    """Validate an (N, D) finite feature array and return it as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"{name}: expected an (N, D) array with N >= 2, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: features contain NaN or inf")
+    return x
+
+
+def _sym(s: np.ndarray) -> np.ndarray:
+    """Symmetrise, so rounding asymmetry cannot leak into eigh (which reads one triangle)."""
+    s = np.asarray(s, dtype=np.float64)
+    return (s + s.T) / 2.0
+
+
+def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+    """Principal square root of a symmetric PSD matrix; negative rounding eigenvalues -> 0."""
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of an (N, D) feature array, float64, unbiased (N-1)."""
+    x = _as_features(features, "features")
+    return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def frechet_from_stats(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance |mu1-mu2|^2 + tr S1 + tr S2 - 2 tr (S1^½ S2 S1^½)^½, clamped at >= 0.
+
+    The symmetric form S1^½ S2 S1^½ (rather than S1 S2) keeps every step on symmetric PSD
+    matrices, so eigh/eigvalsh apply and clipping eigenvalues at 0 is valid.
+    """
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    s1, s2 = _sym(np.atleast_2d(sigma1)), _sym(np.atleast_2d(sigma2))
+    d = mu1.shape[0]
+    if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise ValueError(
+            f"shape mismatch: mu1 {mu1.shape}, sigma1 {s1.shape}, mu2 {mu2.shape}, sigma2 {s2.shape}"
+        )
+    r1 = _psd_sqrt(s1)
+    cross = np.linalg.eigvalsh(_sym(r1 @ s2 @ r1))
+    tr_covmean = np.sqrt(np.clip(cross, 0.0, None)).sum()
+    diff = mu1 - mu2
+    fd = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean
+    return max(float(fd), 0.0)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two (N, D) feature sets."""
+    mu1, s1 = feature_stats(a)
+    mu2, s2 = feature_stats(b)
+    return frechet_from_stats(mu1, s1, mu2, s2)
