@@ -1,0 +1,429 @@
+"""Image-folder data source: load every usable picture under a folder, skip (and report) the rest.
+
+A user's folder can hold anything: truncated downloads, HTML pages saved as ``.png``, 16-bit scans,
+CMYK print files, phone photos with EXIF rotation, decompression bombs, unreadable files, names that
+are not valid UTF-8, symlink loops, FIFOs.  ``load_image_folder`` never raises for a single bad file:
+it records it in ``FolderReport.skipped`` with a short human reason and goes on.  It raises
+``UserError`` only when nothing usable is found (or the arguments are wrong).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import warnings
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import UserError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "FolderImages",
+    "FolderReport",
+    "SkippedFile",
+    "load_image_folder",
+]
+
+#: File name extensions (lower case) that are picked up; matching is case-insensitive.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+# Pillow decoders we allow.  Files are identified by content, so a GIF saved under one of the
+# extensions above still loads ("JPEG" also opens MPO multi-picture camera files); other formats
+# (EPS, which runs Ghostscript, and the long tail of rarely-used decoders) are refused as
+# "not an image".
+_ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "GIF")
+
+_SUMMARY_MAX_NAMES = 10
+_SUMMARY_NAME_WIDTH = 60
+_ERROR_MAX_PROBLEMS = 3
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file (or sub-folder) that was not loaded."""
+
+    path: str  # relative to the folder root, printable (non-UTF-8 bytes shown as \\xNN escapes)
+    reason: str  # short human reason, e.g. "truncated image file"
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    """What happened while loading a folder."""
+
+    root: str
+    loaded: int
+    skipped: tuple[SkippedFile, ...]
+
+    def summary(self) -> str:
+        noun = "image" if self.loaded == 1 else "images"
+        head = f"Loaded {self.loaded} {noun} from {self.root}"
+        if not self.skipped:
+            return head + "."
+        return f"{head}; skipped {len(self.skipped)}: {_list_problems(self.skipped, _SUMMARY_MAX_NAMES)}"
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """Loaded pictures, ready for training."""
+
+    images: np.ndarray  # uint8, (N, size, size, channels)
+    labels: np.ndarray | None  # int64 (N,) when every image sits in one of >= 2 class subfolders
+    class_names: tuple[str, ...]  # sorted subfolder names (printable), () when labels is None
+    report: FolderReport
+    paths: tuple[str, ...] = ()  # printable relative path of each loaded image, same order as images
+
+
+class _Skip(Exception):
+    """Internal: this file is not usable, for the given human reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+
+
+def load_image_folder(
+    root: str | os.PathLike,
+    size: int,
+    channels: int,
+    max_pixels: int = 64_000_000,
+) -> FolderImages:
+    """Load every image under ``root`` (recursively) as a ``size`` x ``size`` square.
+
+    Each picture is EXIF-rotated, flattened over white if it has transparency, converted to
+    grayscale (``channels=1``) or RGB (``channels=3``), resized so its short side is ``size`` and
+    centre-cropped.  Files larger than ``max_pixels`` pixels are refused before decoding.
+    """
+    size = _check_int("Image size", size, minimum=8)
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise UserError(f"Channels must be 1 (grayscale) or 3 (colour), not {channels!r}.")
+    max_pixels = _check_int("Maximum pixels per image", max_pixels, minimum=1)
+
+    try:
+        root_str = os.fsdecode(os.fspath(root))
+    except TypeError:
+        raise UserError(f"Image folder must be a path, not {type(root).__name__}.") from None
+    shown_root = _printable(root_str)
+    if not root_str:
+        raise UserError("Image folder not given (empty path).")
+    try:
+        root_stat = os.stat(root_str)
+    except FileNotFoundError:
+        raise UserError(f"Image folder not found: {shown_root}") from None
+    except OSError as exc:
+        raise UserError(f"Cannot open image folder {shown_root}: {_os_reason(exc)}") from None
+    if not stat.S_ISDIR(root_stat.st_mode):
+        raise UserError(f"{shown_root} is not a folder")
+
+    candidates, skipped = _walk(root_str, root_stat)
+    if not candidates:
+        ext_list = ", ".join(IMAGE_EXTENSIONS)
+        message = f"No images ({ext_list}) found in {shown_root}"
+        if skipped:
+            message += f"; could not read: {_list_problems(skipped, _ERROR_MAX_PROBLEMS)}"
+        raise UserError(message)
+
+    try:
+        images = np.empty((len(candidates), size, size, channels), dtype=np.uint8)
+    except MemoryError:
+        raise UserError(
+            f"Not enough memory for {len(candidates)} images of {size}x{size}x{channels}; "
+            "choose a smaller image size or fewer images."
+        ) from None
+
+    loaded_parts: list[tuple[str, ...]] = []
+    for parts in candidates:
+        path = os.path.join(root_str, *parts)
+        try:
+            images[len(loaded_parts)] = _load_one(path, size, channels, max_pixels)
+        except _Skip as skip:
+            skipped.append(SkippedFile(_printable(os.path.join(*parts)), skip.reason))
+            continue
+        loaded_parts.append(parts)
+
+    skipped_t = tuple(skipped)
+    if not loaded_parts:
+        raise UserError(
+            f"None of the {len(candidates)} image files in {shown_root} could be read; "
+            f"first problems: {_list_problems(skipped_t, _ERROR_MAX_PROBLEMS)}"
+        )
+    if len(loaded_parts) < len(candidates):
+        # Shrink in place (no copy of the loaded data); nothing else references the buffer.
+        images.resize((len(loaded_parts), size, size, channels), refcheck=False)
+
+    labels, class_names = _labels(loaded_parts)
+    report = FolderReport(root=shown_root, loaded=len(loaded_parts), skipped=skipped_t)
+    paths = tuple(_printable(os.path.join(*parts)) for parts in loaded_parts)
+    return FolderImages(images=images, labels=labels, class_names=class_names, report=report, paths=paths)
+
+
+# --------------------------------------------------------------------------------------------
+# walking
+
+
+def _walk(root: str, root_stat: os.stat_result) -> tuple[list[tuple[str, ...]], list[SkippedFile]]:
+    """Return sorted relative path parts of candidate image files, and unreadable sub-folders.
+
+    Follows directory symlinks, but visits each real directory (st_dev, st_ino) once, so symlink
+    loops end.  Iterative (no recursion limit on deep trees).  Hidden entries (names starting with
+    ".", e.g. macOS "._x.png" resource forks, ".thumbnails") are ignored.
+    """
+    visited = {(root_stat.st_dev, root_stat.st_ino)}
+    files: list[tuple[str, ...]] = []
+    skipped: list[SkippedFile] = []
+    stack: list[tuple[str, ...]] = [()]
+    while stack:
+        rel = stack.pop()
+        dirpath = os.path.join(root, *rel)
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)  # deterministic, also for link dedup
+        except OSError as exc:
+            if not rel:
+                raise UserError(f"Cannot read image folder {_printable(root)}: {_os_reason(exc)}") from None
+            skipped.append(SkippedFile(_printable(os.path.join(*rel)) + os.sep, f"folder {_os_reason(exc)}"))
+            continue
+        subdirs: list[tuple[str, ...]] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks; False for broken links
+            except OSError:
+                is_dir = False
+            if is_dir:
+                try:
+                    st = entry.stat()
+                except OSError as exc:
+                    skipped.append(SkippedFile(_printable(os.path.join(*rel, name)) + os.sep, f"folder {_os_reason(exc)}"))
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key in visited:  # symlink loop or a second link to a folder already read
+                    continue
+                visited.add(key)
+                subdirs.append(rel + (name,))
+            elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                files.append(rel + (name,))
+        subdirs.sort(reverse=True)  # popped in sorted order -> deterministic traversal
+        stack.extend(subdirs)
+    files.sort()
+    return files, skipped
+
+
+# --------------------------------------------------------------------------------------------
+# one file
+
+
+def _open_file(path: str):
+    """Open a file for binary reading (separate so tests can simulate OS failures)."""
+    return open(path, "rb")
+
+
+def _load_one(path: str, size: int, channels: int, max_pixels: int) -> np.ndarray:
+    """Decode one file to a (size, size, channels) uint8 array, or raise _Skip(reason)."""
+    try:
+        return _decode(path, size, channels, max_pixels)
+    except _Skip:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _Skip(f"too large ({_bomb_detail(exc, max_pixels)})") from None
+    except UnidentifiedImageError:
+        raise _Skip("not an image (cannot identify format)") from None
+    except MemoryError:
+        raise _Skip("out of memory while decoding") from None
+    except OSError as exc:
+        raise _Skip(_os_reason(exc)) from None
+    except (SyntaxError, ValueError, EOFError) as exc:
+        raise _Skip(_short(f"corrupt image ({exc})" if str(exc) else "corrupt image")) from None
+    except Exception as exc:  # noqa: BLE001 - a bad file must never stop the whole load
+        raise _Skip(_short(f"unreadable image ({type(exc).__name__}: {exc})")) from None
+
+
+def _decode(path: str, size: int, channels: int, max_pixels: int) -> np.ndarray:
+    st = os.stat(path)  # follows symlinks
+    if not stat.S_ISREG(st.st_mode):
+        raise _Skip("not a regular file")  # a FIFO or device named x.png would block or never end
+    if st.st_size == 0:
+        raise _Skip("zero-byte file")
+
+    with _open_file(path) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # palette/transparency chatter from plugins
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        if pillow_limit is None or max_pixels <= pillow_limit:
+            # Pillow warns (above its own limit) while opening: treat as a bomb.  When the caller
+            # allows more than Pillow's limit, our own check below is the one that counts.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(fh, formats=_ALLOWED_FORMATS) as image:
+            width, height = image.size  # header only: nothing decoded yet
+            if width <= 0 or height <= 0:
+                raise _Skip("empty image (0 pixels)")
+            if width * height > max_pixels:
+                raise _Skip(f"too large ({width}x{height} pixels > limit of {max_pixels:,})")
+            if image.format in ("JPEG", "MPO"):
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale, never below `size` on the short side.
+                image.draft("L" if channels == 1 else "RGB", (size, size))
+            image.load()  # decodes the first frame; raises on truncated data
+            try:
+                oriented = ImageOps.exif_transpose(image)
+            except Exception:  # noqa: BLE001 - broken EXIF: keep the pixels as stored
+                oriented = image.copy()
+    flat = _to_mode(oriented, channels)
+    array = np.asarray(_square(flat, size), dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape != (size, size, channels):  # defensive: never let a bad shape through
+        raise _Skip(f"unexpected decoded shape {array.shape}")
+    return array
+
+
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
+_WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;16LS", "I;16BS", "I;32", "I;32L", "I;32B"})
+
+
+def _to_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow mode -> "L" (channels=1) or "RGB" (channels=3); alpha is flattened over white."""
+    mode = image.mode
+    if mode in _WIDE_GREY_MODES or mode.startswith("I;"):
+        image = _wide_grey_to_l(image)
+    elif mode == "F":
+        image = _float_to_l(image)
+    elif mode in _ALPHA_MODES or ("transparency" in image.info and mode in ("1", "L", "P", "RGB")):
+        image = _flatten_over_white(image)
+    elif mode == "P":
+        image = image.convert("RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+    target = "L" if channels == 1 else "RGB"
+    if image.mode != target:
+        image = image.convert(target)
+    return image
+
+
+def _wide_grey_to_l(image: Image.Image) -> Image.Image:
+    """16/32-bit grey ("I;16", "I" from 16-bit PNG) -> 8-bit, mapping 0..65535 onto 0..255."""
+    values = np.asarray(image).astype(np.float64)
+    eight = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(eight))
+
+
+def _float_to_l(image: Image.Image) -> Image.Image:
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+        values = values * 255.0
+    return Image.fromarray(np.ascontiguousarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)))
+
+
+def _flatten_over_white(image: Image.Image) -> Image.Image:
+    if image.mode == "La":
+        image = image.convert("LA")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _square(image: Image.Image, size: int) -> Image.Image:
+    """Resize so the short side is `size`, centre-cropped to size x size (one resampling pass)."""
+    width, height = image.size
+    side = min(width, height)
+    left = (width - side) / 2.0
+    top = (height - side) / 2.0
+    box = (left, top, left + side, top + side)
+    return image.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+
+
+# --------------------------------------------------------------------------------------------
+# labels
+
+
+def _labels(loaded: list[tuple[str, ...]]) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Class labels from immediate sub-folders: only when every image is in one, and there are >= 2."""
+    if any(len(parts) < 2 for parts in loaded):
+        return None, ()
+    names = sorted({parts[0] for parts in loaded})
+    if len(names) < 2:
+        return None, ()
+    index = {name: i for i, name in enumerate(names)}
+    labels = np.fromiter((index[parts[0]] for parts in loaded), dtype=np.int64, count=len(loaded))
+    return labels, tuple(_printable(name) for name in names)
+
+
+# --------------------------------------------------------------------------------------------
+# text helpers
+
+
+def _check_int(what: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UserError(f"{what} must be a whole number, not {value!r}.")
+    if value < minimum:
+        raise UserError(f"{what} must be at least {minimum}, not {value}.")
+    return int(value)
+
+
+def _printable(name: str) -> str:
+    """A file name as safe, one-line text: undecodable bytes and control characters escaped."""
+    try:
+        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # lone surrogates outside the surrogateescape range (Windows)
+        text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _shorten(text: str, width: int = _SUMMARY_NAME_WIDTH) -> str:
+    if len(text) <= width:
+        return text
+    keep = (width - 3) // 2
+    return text[:keep] + "..." + text[len(text) - keep :]
+
+
+def _short(text: str, width: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _list_problems(skipped: Iterable[SkippedFile], limit: int) -> str:
+    items = list(skipped)
+    shown = ", ".join(f"{_shorten(s.path)} ({s.reason})" for s in items[:limit])
+    if len(items) > limit:
+        shown += f", and {len(items) - limit} more"
+    return shown
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "missing file or broken link"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    message = str(exc)
+    if "truncated" in message.lower():
+        return "truncated image file"
+    if exc.errno is not None and exc.strerror:
+        return _short(f"cannot read file ({exc.strerror.lower()})")
+    # Pillow's own decoding errors carry no errno: "broken data stream ...", "cannot identify ...".
+    return _short(f"corrupt image ({message})" if message else "corrupt image")
+
+
+def _bomb_detail(exc: BaseException, max_pixels: int) -> str:
+    # Pillow: "Image size (N pixels) exceeds limit of M pixels, could be decompression bomb DOS attack."
+    found = re.match(r"Image size \((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
+    if not found:
+        return "possible decompression bomb"
+    pixels, pillow_limit = int(found.group(1)), int(found.group(2))
+    if pixels > max_pixels:
+        return f"{pixels:,} pixels > limit of {max_pixels:,}"
+    return f"{pixels:,} pixels > safety limit of {pillow_limit:,}"
