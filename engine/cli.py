@@ -1,0 +1,193 @@
+"""The headless CLI: argparse → engine API. Exit 0 on success, 2 on bad input (one line, no
+traceback), 130 when interrupted (after saving a checkpoint)."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine.errors import UserError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="chorus", description="Train image generators and fuse them.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    train = sub.add_parser("train", help="start a new run")
+    train.add_argument("--data", help="'fashion-mnist', an image folder or an .npz of uint8 images")
+    train.add_argument("--members", help="comma-separated: dcgan,vae,diffusion,judge")
+    train.add_argument("--steps", type=_int, help="optimizer steps per member")
+    train.add_argument("--out", required=True, type=Path, help="run folder to create")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--seed", type=_int)
+    train.add_argument("--size", type=_int, help="image size in pixels (28, 32, 64…)")
+    train.add_argument("--channels", type=_int, choices=[1, 3])
+    train.add_argument("--flip", action="store_true", default=None, help="random horizontal flips")
+    train.add_argument("--batch-size", type=_int, help="batch size for every member")
+    train.add_argument("--checkpoint-every", type=_int)
+    train.add_argument("--log-every", type=_int)
+    train.add_argument("--preview-every", type=_int)
+    train.add_argument("--config", type=Path, help="a TOML file; flags given here override it")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    resume.add_argument("run", type=Path)
+    resume.add_argument("--steps", type=_int, help="total steps to reach (default: the run's own)")
+    resume.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    resume.add_argument("--quiet", action="store_true")
+
+    sample = sub.add_parser("sample", help="write a grid of samples as PNG")
+    sample.add_argument("run", type=Path, nargs="?")
+    which = sample.add_mutually_exclusive_group()
+    which.add_argument("--member")
+    which.add_argument("--fusion")
+    sample.add_argument("--param", action="append", default=[], metavar="K=V", help="fusion parameter")
+    sample.add_argument("--n", type=_int, default=64)
+    sample.add_argument("--seed", type=_int, default=0)
+    sample.add_argument("--out", type=Path)
+    sample.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    sample.add_argument("--from-png", type=Path, help="repeat the sampling recorded in an exported PNG")
+    return parser
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"chorus: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("chorus: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.config import RunConfig, load_config_file
+    from engine.session import Session
+
+    raw = load_config_file(args.config) if args.config else {}
+    config = RunConfig.from_dict(_overlay(raw, args))
+    session = Session.create(config, args.out, args.device)
+    return _train(session, config.train.steps, args.quiet)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from engine.session import Session
+
+    session = Session.open(args.run, args.device)
+    steps = args.steps if args.steps is not None else session.config.train.steps
+    if steps < 0:
+        raise UserError(f"--steps must be >= 0, got {steps}")
+    print(f"resuming {args.run} at step {session.step} → {steps}", file=sys.stderr)
+    return _train(session, steps, args.quiet)
+
+
+def _overlay(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """CLI flags on top of the config file's tables."""
+    merged = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
+    data = merged.setdefault("data", {})
+    train = merged.setdefault("train", {})
+    for key, value in (("source", args.data), ("size", args.size), ("channels", args.channels), ("flip", args.flip)):
+        if value is not None:
+            data[key] = value
+    for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every"):
+        if getattr(args, key) is not None:
+            train[key] = getattr(args, key)
+    if args.members is not None:
+        kinds = [k.strip().lower() for k in args.members.split(",") if k.strip()]
+        if not kinds:
+            raise UserError("--members is empty; choose from dcgan, vae, diffusion, judge")
+        old = _members_by_kind(merged.get("members", []))
+        merged["members"] = [old.get(kind, {"kind": kind}) for kind in kinds]
+    elif "members" not in merged:
+        merged["members"] = [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")]
+    if args.batch_size is not None:
+        merged["members"] = [{**_table(m), "batch_size": args.batch_size} for m in _members_list(merged["members"])]
+    return merged
+
+
+def _members_list(members: Any) -> list[Any]:
+    if isinstance(members, dict):
+        return [{"kind": k, **_table(v)} for k, v in members.items()]
+    return list(members) if isinstance(members, list) else []
+
+
+def _members_by_kind(members: Any) -> dict[str, dict[str, Any]]:
+    return {str(_table(m).get("kind", "")).lower(): _table(m) for m in _members_list(members)}
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _train(session, steps: int, quiet: bool) -> int:
+    from engine.cli_progress import Progress
+    from engine.training.control import Control
+
+    control = Control()
+    stop = lambda signum, frame: control.request_stop()  # noqa: E731 - save, then exit
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = Progress(session.step, steps, disabled=quiet)
+    try:
+        finished = session.train(steps, [progress], control)
+    finally:
+        progress.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    where = session.checkpoint
+    if finished.reason == "stopped":
+        print(f"chorus: stopped at step {finished.step}; checkpoint saved in {where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"trained to step {finished.step}; run in {session.run.path}, checkpoint {where}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from engine.sampling import SampleRequest, sample_to_png
+
+    if args.from_png is not None:
+        request = SampleRequest.from_png(args.from_png, run=args.run)
+    else:
+        if args.run is None:
+            raise UserError("sample needs a RUN folder (or --from-png FILE)")
+        if not args.member and not args.fusion:
+            raise UserError("sample needs --member NAME or --fusion NAME")
+        request = SampleRequest(run=args.run, member=args.member, fusion=args.fusion,
+                                params=_params(args.param), n=args.n, seed=args.seed)
+    out = args.out or (args.from_png.with_name(args.from_png.stem + "-again.png") if args.from_png else None)
+    if out is None:
+        raise UserError("sample needs --out FILE.png")
+    path = sample_to_png(request, out, args.device)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--param must look like key=value, got {pair!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "sample": cmd_sample}

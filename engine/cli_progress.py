@@ -1,0 +1,29 @@
+"""A progress bar on stderr with rate and ETA (tqdm), fed by trainer events."""
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from engine.training.events import CheckpointSaved, Event, MemberFailed, StepLogged
+
+
+class Progress:
+    def __init__(self, start: int, total: int, disabled: bool = False):
+        self.bar = tqdm(total=total, initial=start, unit="step", file=sys.stderr, disable=disabled,
+                        dynamic_ncols=True, smoothing=0.1)
+        self.rates: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepLogged):
+            self.rates[event.member] = event.images_per_s
+            if event.step > self.bar.n:
+                self.bar.update(event.step - self.bar.n)
+            self.bar.set_postfix_str(" ".join(f"{k} {v:.0f} img/s" for k, v in self.rates.items()), refresh=False)
+        elif isinstance(event, MemberFailed):
+            self.bar.write(f"chorus: member {event.member} failed at step {event.step}: {event.message}")
+        elif isinstance(event, CheckpointSaved):
+            self.bar.set_description_str(f"saved {event.step}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,254 @@
+"""Run configuration: frozen dataclasses, validated once at the edge with messages a user can act on.
+
+A config comes from CLI flags, a TOML file or the GUI; whatever the source it passes through
+``RunConfig.from_dict`` so that every value is checked in one place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.errors import UserError
+
+SCHEMA_VERSION = 1
+OPTIMIZERS = ("adam", "adamw", "sgd")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SIZES_HINT = "8 to 256 pixels (28, 32 and 64 are typical)"
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def _number(where: str, value: Any, kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> Any:
+    """Coerce ``value`` to int/float and range-check it, naming the setting in the message."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{where} must be a number, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    if kind is int and isinstance(value, float) and value != int(value):
+        raise UserError(f"{where} must be an integer, got {value!r}")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UserError(f"{where} must be finite, got {value!r}")
+    if low is not None and (number <= low if low_open else number < low):
+        raise UserError(f"{where} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and number > high:
+        raise UserError(f"{where} must be <= {high}, got {value!r}")
+    return number
+
+
+def _reject_unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise UserError(f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(sorted(allowed))}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "fashion-mnist"  # "fashion-mnist", an image folder, or an .npz of uint8 images
+    size: int = 28
+    channels: int = 1
+    flip: bool = False  # random horizontal flips while training
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "DataConfig":
+        _reject_unknown("[data]", raw, {f.name for f in dataclasses.fields(cls)})
+        source = str(raw.get("source", cls.source)).strip()
+        _check(bool(source), "data source is empty: give 'fashion-mnist', an image folder or an .npz file")
+        size = _number("data size", raw.get("size", cls.size), int, 8, 256)
+        channels = _number("data channels", raw.get("channels", cls.channels), int)
+        _check(channels in (1, 3), f"data channels must be 1 (grey) or 3 (RGB), got {channels}")
+        flip = raw.get("flip", cls.flip)
+        _check(isinstance(flip, bool), f"data flip must be true or false, got {flip!r}")
+        return cls(source=source, size=size, channels=channels, flip=flip)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str, defaults: "OptimConfig") -> "OptimConfig":
+        _reject_unknown(where, raw, {f.name for f in dataclasses.fields(cls)})
+        name = str(raw.get("name", defaults.name)).lower()
+        _check(name in OPTIMIZERS, f"{where} name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+        lr = _number(f"{where} lr", raw.get("lr", defaults.lr), float, 0.0, 10.0, low_open=True)
+        betas = raw.get("betas", defaults.betas)
+        _check(isinstance(betas, (list, tuple)) and len(betas) == 2,
+               f"{where} betas must be two numbers like [0.5, 0.999], got {betas!r}")
+        b1 = _number(f"{where} betas[0]", betas[0], float, 0.0, 0.9999)
+        b2 = _number(f"{where} betas[1]", betas[1], float, 0.0, 0.99999)
+        momentum = _number(f"{where} momentum", raw.get("momentum", defaults.momentum), float, 0.0, 0.9999)
+        wd = _number(f"{where} weight_decay", raw.get("weight_decay", defaults.weight_decay), float, 0.0, 1.0)
+        return cls(name=name, lr=lr, betas=(b1, b2), momentum=momentum, weight_decay=wd)
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """One member: its kind (registry name), optimizer, batch size and the kind's own parameters."""
+
+    kind: str
+    optim: OptimConfig = OptimConfig()
+    batch_size: int = 64
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        optim = dataclasses.asdict(self.optim)
+        optim["betas"] = list(optim["betas"])
+        return {"kind": self.kind, "optim": optim, "batch_size": self.batch_size, "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 300  # optimizer steps per member
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    preview_every: int = 100
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "TrainConfig":
+        _reject_unknown("[train]", raw, {f.name for f in dataclasses.fields(cls)})
+        get = lambda key: raw.get(key, getattr(cls, key))  # noqa: E731
+        device = str(get("device")).lower()
+        _check(device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        return cls(
+            steps=_number("steps", get("steps"), int, 0, 10**9),
+            seed=_number("seed", get("seed"), int, 0, 2**63 - 1),
+            device=device,
+            checkpoint_every=_number("checkpoint_every", get("checkpoint_every"), int, 1, 10**9),
+            keep_checkpoints=_number("keep_checkpoints", get("keep_checkpoints"), int, 1, 1000),
+            log_every=_number("log_every", get("log_every"), int, 1, 10**6),
+            preview_every=_number("preview_every", get("preview_every"), int, 1, 10**9),
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    members: tuple[MemberConfig, ...]
+    train: TrainConfig
+
+    def member(self, name: str) -> MemberConfig:
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise UserError(f"this run has no member {name!r}; it has: {', '.join(m.name for m in self.members)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": dataclasses.asdict(self.data),
+            "members": [m.to_dict() for m in self.members],
+            "train": dataclasses.asdict(self.train),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "RunConfig":
+        _check(isinstance(raw, Mapping), "a config must be a table/object at the top level")
+        _reject_unknown("the config", raw, {"data", "members", "train"})
+        data = DataConfig.from_dict(_table(raw.get("data", {}), "[data]"))
+        train = TrainConfig.from_dict(_table(raw.get("train", {}), "[train]"))
+        members_raw = raw.get("members", [])
+        if isinstance(members_raw, Mapping):  # TOML: [members.dcgan] tables
+            members_raw = [{"kind": k, **_table(v, f"[members.{k}]")} for k, v in members_raw.items()]
+        _check(isinstance(members_raw, list) and members_raw, "the config needs at least one member")
+        members = tuple(member_from_dict(_table(m, "a member"), data) for m in members_raw)
+        names = [m.name for m in members]
+        _check(len(set(names)) == len(names), f"each member may appear once, got {', '.join(names)}")
+        return cls(data=data, members=members, train=train)
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    _check(isinstance(value, Mapping), f"{where} must be a table of settings, got {value!r}")
+    return value
+
+
+def member_from_dict(raw: Mapping[str, Any], data: DataConfig) -> MemberConfig:
+    """Validate one member's settings against the parameters its kind declares."""
+    from engine.members.registry import member_class  # late: members import torch
+
+    kind = str(raw.get("kind", "")).lower()
+    cls = member_class(kind)
+    where = f"[members.{kind}]"
+    _reject_unknown(where, raw, {"kind", "optim", "batch_size", "params"})
+    optim = OptimConfig.from_dict(_table(raw.get("optim", {}), f"{where} optim"), f"{where} optim",
+                                  cls.default_optim)
+    batch = _number(f"{where} batch_size", raw.get("batch_size", cls.default_batch_size), int, 1, 65536)
+    params_raw = _table(raw.get("params", {}), f"{where} params")
+    _reject_unknown(f"{where} params", params_raw, {p.name for p in cls.params})
+    params = {p.name: p.validate(params_raw.get(p.name, p.default), where) for p in cls.params}
+    cls.check_data(data)
+    return MemberConfig(kind=kind, optim=optim, batch_size=batch, params=params)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config into a plain dict (validated later by RunConfig.from_dict)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A member's or fusion's declared parameter; validation and GUI controls both come from it."""
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+    per_member: bool = False  # a {member: number} table, e.g. fusion weights
+
+    def validate(self, value: Any, where: str) -> Any:
+        label = f"{where} {self.name}"
+        if self.per_member:
+            return parse_member_numbers(value, label, self.low, self.high)
+        if self.choices is not None:
+            _check(value in self.choices,
+                   f"{label} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            return value
+        if isinstance(self.default, bool):
+            _check(isinstance(value, bool), f"{label} must be true or false, got {value!r}")
+            return value
+        kind = int if isinstance(self.default, int) else float
+        return _number(label, value, kind, self.low, self.high)
+
+
+def parse_member_numbers(value: Any, label: str, low: float | None, high: float | None) -> dict[str, float] | None:
+    """``{"dcgan": 2, "vae": 1}`` or the CLI form ``"dcgan:2,vae:1"`` → a dict; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        table = {}
+        for part in value.split(","):
+            name, sep, number = part.partition(":")
+            _check(bool(sep) and bool(name.strip()), f"{label} must look like 'dcgan:2,vae:1', got {value!r}")
+            table[name.strip()] = number.strip()
+        value = table
+    _check(isinstance(value, Mapping), f"{label} must map member names to numbers, got {value!r}")
+    return {str(k): _number(f"{label} {k}", v, float, low, high) for k, v in value.items()}

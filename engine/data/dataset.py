@@ -1,0 +1,51 @@
+"""The dataset resident on the training device as uint8; batches are drawn and augmented there."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.data.sources import LoadedData
+
+
+@dataclass(frozen=True)
+class Batch:
+    images: torch.Tensor            # (B, C, H, W) float in [-1, 1], on the device
+    labels: torch.Tensor | None     # (B,) int64 or None
+
+
+class DeviceDataset:
+    """All images as one uint8 tensor on ``device``: no per-step host→device copy, no workers."""
+
+    def __init__(self, data: LoadedData, device: torch.device, flip: bool = False):
+        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.from_numpy(data.labels).to(device) if data.labels is not None else None
+        self.num_classes = data.num_classes
+        self.flip = flip
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def batch(self, size: int, generator: torch.Generator) -> Batch:
+        index = torch.randint(len(self), (size,), generator=generator, device=self.device)
+        images = to_signed_float(self.images[index])
+        if self.flip:
+            flip = torch.rand(size, generator=generator, device=self.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        labels = self.labels[index] if self.labels is not None else None
+        return Batch(images, labels)
+
+
+def to_signed_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float [-1, 1]."""
+    return images.float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] → uint8 [0, 255] (clamped), same layout."""
+    return ((images.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -1,0 +1,22 @@
+"""Device choice: CUDA, then MPS, then CPU; a clear message when the asked-for one is missing."""
+from __future__ import annotations
+
+import torch
+
+from engine.errors import UserError
+
+
+def choose_device(preference: str = "auto") -> torch.device:
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if preference == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps was asked for but Apple's MPS is not available; use --device auto or cpu")
+    if preference not in ("cpu", "cuda", "mps"):
+        raise UserError(f"unknown device {preference!r}; use auto, cpu, cuda or mps")
+    return torch.device(preference)

@@ -1,0 +1,74 @@
+"""The Fusion interface: combine members into one batch of images, saying who made each one."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import torch
+
+from engine.config import Param
+from engine.errors import UserError
+from engine.members.base import Member
+
+
+@dataclass(frozen=True)
+class FusedBatch:
+    images: torch.Tensor              # (n, C, H, W) in [-1, 1]
+    provenance: tuple[str, ...]       # per image: "dcgan", "average(dcgan,vae)", "refine(vae)"…
+
+
+class Fusion(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults and range-check user parameters (strings from the CLI are converted)."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            allowed = ", ".join(known) or "none"
+            raise UserError(f"fusion {self.name!r} has no parameter {unknown[0]!r} (it takes: {allowed})")
+        return {p.name: p.validate(_from_text(raw.get(p.name, p.default), p), f"fusion {self.name}")
+                for p in self.params}
+
+    @abstractmethod
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, **params: Any) -> FusedBatch:
+        """``n`` fused images; the same generator state gives the same images."""
+
+
+def _from_text(value: Any, param: Param) -> Any:
+    """CLI values arrive as text: turn 'true' / '3' / '0.5' into the parameter's type."""
+    if not isinstance(value, str) or param.per_member or param.choices is not None:
+        return value
+    if isinstance(param.default, bool):
+        return {"true": True, "false": False, "1": True, "0": False}.get(value.lower(), value)
+    return value
+
+
+def seeded_copy(generator: torch.Generator) -> torch.Generator:
+    """A generator in the same state: each member sees 'the same seed'."""
+    copy = torch.Generator()
+    copy.set_state(generator.get_state())
+    return copy
+
+
+def generators_of(members: Mapping[str, Member]) -> dict[str, Member]:
+    found = {name: m for name, m in members.items() if m.can_sample}
+    if not found:
+        raise UserError("fusion needs at least one member that can sample images")
+    return found
+
+
+def normalised_weights(weights: Mapping[str, float] | None, names: list[str]) -> dict[str, float]:
+    """Weights for ``names`` summing to 1; missing names get 0; None means equal weights."""
+    if weights is None:
+        return {name: 1.0 / len(names) for name in names}
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise UserError(f"weight for {unknown[0]!r}, which is not a sampling member here ({', '.join(names)})")
+    total = sum(weights.get(name, 0.0) for name in names)
+    if total <= 0:
+        raise UserError("fusion weights must not all be zero")
+    return {name: weights.get(name, 0.0) / total for name in names}

@@ -1,0 +1,129 @@
+"""The Member interface: one trainable model with its optimizers, RNG and step count.
+
+Members know nothing of the GUI, the run folder or each other. ``train_step`` returns its losses
+as 0-d tensors so that the trainer decides when to synchronise with the device (fetching a float
+every step would stall a GPU); everything else follows ARCHITECTURE.md.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from engine.config import DataConfig, MemberConfig, OptimConfig, Param
+from engine.data.dataset import Batch
+from engine.errors import UserError
+
+
+class Member(ABC):
+    kind: ClassVar[str]
+    title: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    default_optim: ClassVar[OptimConfig] = OptimConfig()
+    default_batch_size: ClassVar[int] = 64
+    can_sample: ClassVar[bool] = True
+
+    def __init__(self, config: MemberConfig, image_shape: tuple[int, int, int], num_classes: int,
+                 device: torch.device, seed: int):
+        self.config = config
+        self.image_shape = image_shape
+        self.num_classes = num_classes
+        self.device = device
+        self.step = 0
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
+            torch.manual_seed(seed)
+            self.build()
+        for net in self.networks().values():
+            net.to(device)
+        self.optimizers = {name: make_optimizer(config.optim, net.parameters())
+                           for name, net in self.trained_networks().items()}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def p(self) -> dict[str, Any]:
+        return dict(self.config.params)
+
+    @classmethod
+    def check_data(cls, data: DataConfig) -> None:
+        """Raise UserError if this member cannot train on such data (size, channels)."""
+
+    @abstractmethod
+    def build(self) -> None:
+        """Create the networks (called under a seeded RNG)."""
+
+    @abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """Every network whose weights are saved (trained ones and EMA copies)."""
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        """The networks that get an optimizer, by name."""
+        return self.networks()
+
+    @abstractmethod
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One optimizer step on ``batch``; returns detached 0-d loss tensors."""
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` images in [-1, 1], (n, C, H, W), on the device; same generator state → same images."""
+        raise UserError(f"member {self.name!r} is not a generator and cannot sample images")
+
+    def score(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Per-image realism, higher is more realistic; None when the member has no such notion."""
+        return None
+
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        """Sampling noise drawn on the CPU generator, so a seed means the same images on any device."""
+        return torch.randn(shape, generator=generator).to(self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "nets": {name: net.state_dict() for name, net in self.networks().items()},
+            "optims": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        nets = self.networks()
+        missing = set(nets) - set(state["nets"])
+        if missing:
+            raise ValueError(f"checkpoint lacks network(s) {', '.join(sorted(missing))}")
+        for name, net in nets.items():
+            net.load_state_dict(state["nets"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optims"][name])
+        self.generator.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+        self.step = int(state["step"])
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.trained_networks().values():
+            net.train(mode)
+
+
+def make_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
+    if config.name == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    cls = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, net: nn.Module, step: int, decay: float) -> None:
+    """EMA of the weights with a warm-up, so a short run is not dominated by the initial weights."""
+    beta = min(decay, (1.0 + step) / (10.0 + step))
+    for target, source in zip(ema.parameters(), net.parameters()):
+        target.lerp_(source, 1.0 - beta)
+    for target, source in zip(ema.buffers(), net.buffers()):
+        target.copy_(source)
+
+
+def in_chunks(n: int, chunk: int):
+    for start in range(0, n, chunk):
+        yield slice(start, min(n, start + chunk))

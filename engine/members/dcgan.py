@@ -1,0 +1,67 @@
+"""DCGAN: G and D scaled to the run's size, non-saturating loss, an EMA copy of G for sampling."""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import OptimConfig, Param
+from engine.data.dataset import Batch
+from engine.members.base import Member, in_chunks, update_ema
+from engine.members.nets import Decoder, Encoder
+
+
+class DCGAN(Member):
+    kind = "dcgan"
+    title = "DCGAN"
+    params = (
+        Param("latent", 64, 2, 1024, help="size of the noise vector z"),
+        Param("width", 32, 4, 512, help="channels of the finest layer (coarser layers double)"),
+        Param("ema_decay", 0.999, 0.0, 0.99999, help="EMA of G used for sampling"),
+    )
+    default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
+
+    def build(self) -> None:
+        channels, size, _ = self.image_shape
+        p = self.p
+        self.G = nn.Sequential(Decoder(p["latent"], channels, size, p["width"], norm=True), nn.Tanh())
+        self.D = Encoder(channels, size, p["width"], 1)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        real = batch.images
+        z = torch.randn(real.shape[0], self.p["latent"], generator=self.generator, device=self.device)
+        fake = self.G(z)
+        opt_d, opt_g = self.optimizers["D"], self.optimizers["G"]
+
+        loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake.detach())).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+
+        update_ema(self.G_ema, self.G, self.step, self.p["ema_decay"])
+        self.step += 1
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        z = self.noise((n, self.p["latent"]), generator)
+        return torch.cat([self.G_ema(z[part]) for part in in_chunks(n, 512)])
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logit: higher means D finds the image more real."""
+        return torch.cat([self.D(images[part]).flatten() for part in in_chunks(len(images), 512)])

@@ -1,0 +1,83 @@
+"""The judge CNN (conv32 → conv64 → conv64 → dense 64 → classes).
+
+With labels it learns the classes; without, it learns which of four rotations an image has
+(self-supervised), which still teaches it what upright, real-looking images are. Its 64-d
+penultimate layer supplies the features for evaluation and its confidence a realism score.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import OptimConfig
+from engine.data.dataset import Batch
+from engine.members.base import Member, in_chunks
+
+ROTATIONS = 4
+
+
+class JudgeNet(nn.Module):
+    def __init__(self, channels: int, size: int, classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, 64), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class Judge(Member):
+    kind = "judge"
+    title = "Judge CNN"
+    default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
+    can_sample = False
+
+    @property
+    def uses_labels(self) -> bool:
+        return self.num_classes >= 2
+
+    def build(self) -> None:
+        channels, size, _ = self.image_shape
+        self.net = JudgeNet(channels, size, self.num_classes if self.uses_labels else ROTATIONS)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"judge": self.net}
+
+    def _task(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.uses_labels and batch.labels is not None:
+            return batch.images, batch.labels
+        k = torch.randint(ROTATIONS, (batch.images.shape[0],), generator=self.generator, device=self.device)
+        turns = torch.stack([torch.rot90(batch.images, r, dims=(2, 3)) for r in range(ROTATIONS)])
+        return turns[k, torch.arange(len(k), device=self.device)], k
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, targets = self._task(batch)
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, targets)
+        optimizer = self.optimizers["judge"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.step += 1
+        accuracy = (logits.argmax(1) == targets).float().mean()
+        return {"loss": loss.detach(), "accuracy": accuracy.detach()}
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        try:
+            return torch.cat([self.net.features(images[part]) for part in in_chunks(len(images), 1024)])
+        finally:
+            self.net.train()
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Confidence: the top class probability (labels) or the 'upright' probability (rotations)."""
+        probs = torch.cat([F.softmax(self.net.head(f), 1) for f in self.features(images).split(1024)])
+        return probs[:, 0] if not self.uses_labels else probs.max(1).values

@@ -1,0 +1,58 @@
+"""Convolutional stacks shared by members: an upsampling decoder and a downsampling encoder."""
+from __future__ import annotations
+
+from torch import nn
+
+
+def halvings(size: int, max_halvings: int = 4, smallest: int = 4) -> int:
+    """How many stride-2 stages fit: 28 → 2 (7×7 base), 32 → 3 (4×4), 64 → 4 (4×4)."""
+    count = 0
+    while count < max_halvings and size % 2 == 0 and size // 2 >= smallest:
+        size //= 2
+        count += 1
+    return count
+
+
+def widths(width: int, stages: int) -> list[int]:
+    """Channel widths from the coarsest stage to the finest (coarse = widest)."""
+    return [width * 2 ** (stages - i) for i in range(stages + 1)]
+
+
+class Decoder(nn.Module):
+    """latent → (C, size, size): linear to a coarse map, then ×2 transposed convolutions."""
+
+    def __init__(self, latent: int, channels: int, size: int, width: int, norm: bool):
+        super().__init__()
+        stages = halvings(size)
+        self.base = size >> stages
+        chans = widths(width, stages)
+        self.project = nn.Linear(latent, chans[0] * self.base * self.base)
+        layers: list[nn.Module] = [nn.BatchNorm2d(chans[0]) if norm else nn.Identity(), nn.ReLU(inplace=True)]
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=not norm),
+                       nn.BatchNorm2d(cout) if norm else nn.Identity(), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(chans[-1], channels, 3, 1, 1))
+        self.body = nn.Sequential(*layers)
+        self.first = chans[0]
+
+    def forward(self, z):
+        x = self.project(z).view(z.shape[0], self.first, self.base, self.base)
+        return self.body(x)
+
+
+class Encoder(nn.Module):
+    """(C, size, size) → ``out`` features: stride-2 convolutions with LeakyReLU, then linear."""
+
+    def __init__(self, channels: int, size: int, width: int, out: int):
+        super().__init__()
+        stages = halvings(size)
+        chans = list(reversed(widths(width, stages)))
+        layers: list[nn.Module] = [nn.Conv2d(channels, chans[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True)]
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        base = size >> stages
+        layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, out)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.body(x)

@@ -1,0 +1,76 @@
+"""Sampling a run's member or fusion into a PNG grid that records how to make it again."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.errors import UserError
+from engine.store.images import grid, read_png_metadata, save_png, to_nhwc_uint8
+
+MAX_SAMPLES = 100_000
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    run: Path
+    member: str | None = None
+    fusion: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    n: int = 64
+    seed: int = 0
+    checkpoint: str | None = None   # a step-NNNNNNN folder name; None = the latest
+
+    def __post_init__(self):
+        if (self.member is None) == (self.fusion is None):
+            raise UserError("choose exactly one of a member or a fusion to sample")
+        if not isinstance(self.n, int) or not 1 <= self.n <= MAX_SAMPLES:
+            raise UserError(f"--n must be between 1 and {MAX_SAMPLES}, got {self.n}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise UserError(f"--seed must be a non-negative integer, got {self.seed}")
+
+    def metadata(self, run_id: str, checkpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"chorus": 1, "run": str(self.run), "run_id": run_id, "checkpoint": checkpoint,
+                "member": self.member, "fusion": self.fusion, "params": params, "n": self.n, "seed": self.seed}
+
+    @classmethod
+    def from_png(cls, path: Path, run: Path | None = None) -> "SampleRequest":
+        meta = read_png_metadata(path)
+        try:
+            return cls(run=Path(run or meta["run"]), member=meta.get("member"), fusion=meta.get("fusion"),
+                       params=dict(meta.get("params") or {}), n=int(meta["n"]), seed=int(meta["seed"]),
+                       checkpoint=meta.get("checkpoint"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"the Chorus parameters in {path} are damaged: {exc!r}") from None
+
+
+def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[str, ...], dict[str, Any]]:
+    """Images (n, C, H, W) in [-1, 1], their provenance, and the validated parameters."""
+    generator = torch.Generator().manual_seed(request.seed)
+    if request.member is not None:
+        member = session.member(request.member)
+        return member.sample(request.n, generator), (member.name,) * request.n, {}
+    from engine.fusion.registry import fusion
+
+    strategy = fusion(request.fusion)
+    params = strategy.validate(request.params)
+    fused = strategy.fuse(session.members, request.n, generator, **params)
+    return fused.images, fused.provenance, params
+
+
+def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu") -> Path:
+    from engine.session import Session
+
+    checkpoint = None
+    if request.checkpoint:
+        checkpoint = Path(request.run) / "checkpoints" / request.checkpoint
+        if not checkpoint.is_dir():
+            raise UserError(f"checkpoint {request.checkpoint} no longer exists in {request.run}")
+    session = Session.open(request.run, device, checkpoint=checkpoint, with_data=False)
+    if session.checkpoint is None:
+        raise UserError(f"run {request.run} has no checkpoint yet; train it first")
+    images, _, params = sample_images(session, request)
+    metadata = request.metadata(session.run.run_id, session.checkpoint.name, params)
+    return save_png(Path(out), grid(to_nhwc_uint8(images)), metadata)

@@ -1,0 +1,127 @@
+"""The engine API shared by the CLI, the GUI's child process and the tests.
+
+A Session is one run: its folder, its data resident on the device, and its members. Create one
+for a new run, or open an existing run folder at its latest (or a chosen) checkpoint.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from pathlib import Path
+
+import torch
+
+from engine.config import RunConfig
+from engine.data.dataset import DeviceDataset
+from engine.data.sources import LoadedData, load_data
+from engine.device import choose_device
+from engine.errors import UserError
+from engine.members.base import Member
+from engine.members.registry import member_class
+from engine.store.checkpoints import load_checkpoint, save_checkpoint
+from engine.store.run_folder import RunFolder
+from engine.training.control import Control
+from engine.training.events import Finished
+from engine.training.trainer import Callback, Trainer
+
+
+def member_seed(seed: int, name: str) -> int:
+    """Each member's own seed: independent of which other members the run has."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63)
+
+
+class Session:
+    def __init__(self, run: RunFolder, data: LoadedData | None, device: torch.device):
+        """``data`` None: a session for sampling only (no dataset loaded or kept on the device)."""
+        self.run = run
+        self.config: RunConfig = run.config
+        self.data = data
+        self.device = device
+        self.dataset = DeviceDataset(data, device, self.config.data.flip) if data is not None else None
+        size, channels = self.config.data.size, self.config.data.channels
+        self.members: dict[str, Member] = {}
+        for member_config in self.config.members:
+            cls = member_class(member_config.kind)
+            self.members[member_config.name] = cls(member_config, (channels, size, size), run.num_classes,
+                                                   device, member_seed(self.config.train.seed, member_config.name))
+        self.checkpoint: Path | None = None
+        self._elapsed_before = 0.0
+        self._started = time.perf_counter()
+
+    # -- creating and opening ------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: RunConfig, out: Path, device: str | None = None) -> "Session":
+        torch_device = choose_device(device or config.train.device)
+        data = load_data(config.data)
+        _check_batches(config, data)
+        run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
+        return cls(run, data, torch_device)
+
+    @classmethod
+    def open(cls, path: Path, device: str | None = None, checkpoint: Path | None = None,
+             with_data: bool = True) -> "Session":
+        """Open a run at its latest (or the given) checkpoint; ``with_data=False`` for sampling only."""
+        run = RunFolder.open(Path(path))
+        torch_device = choose_device(device or run.config.train.device)
+        data = load_data(run.config.data) if with_data else None
+        if data is not None and run.fingerprint and data.fingerprint != run.fingerprint:
+            raise UserError(f"the data {run.config.data.source!r} changed since run {path} was made "
+                            f"(fingerprint {data.fingerprint} ≠ {run.fingerprint}); start a new run")
+        session = cls(run, data, torch_device)
+        checkpoint = checkpoint or run.latest_checkpoint()
+        if checkpoint is not None:
+            session.load_checkpoint(checkpoint)
+        return session
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, step: int) -> Path:
+        states = {name: member.state_dict() for name, member in self.members.items()}
+        extra = {"elapsed": self.elapsed(), "run_id": self.run.run_id}
+        path = save_checkpoint(self.run.checkpoints, step, states, extra, self.config.train.keep_checkpoints)
+        self.checkpoint = path
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        meta, states = load_checkpoint(path)
+        unknown = sorted(set(states) - set(self.members))
+        if unknown:
+            raise UserError(f"checkpoint {path} holds member(s) {', '.join(unknown)} that run.json does not list")
+        for name, member in self.members.items():
+            if name not in states:
+                raise UserError(f"checkpoint {path} has no state for member {name!r}")
+            try:
+                member.load_state_dict(states[name])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"checkpoint {path / (name + '.safetensors')} does not fit member "
+                                f"{name!r} of this run: {first}") from None
+        self._elapsed_before = float(meta.get("elapsed", 0.0))
+        self._started = time.perf_counter()
+        self.checkpoint = path
+
+    def elapsed(self) -> float:
+        return self._elapsed_before + time.perf_counter() - self._started
+
+    @property
+    def step(self) -> int:
+        return min(member.step for member in self.members.values())
+
+    # -- training and sampling -----------------------------------------------------------------
+    def train(self, total_steps: int, callbacks: list[Callback] | None = None,
+              control: Control | None = None) -> Finished:
+        self.run.truncate_metrics(self.step)
+        self._started = time.perf_counter()
+        return Trainer(self, callbacks, control).run(total_steps)
+
+    def generators(self) -> dict[str, Member]:
+        return {name: m for name, m in self.members.items() if m.can_sample}
+
+    def member(self, name: str) -> Member:
+        if name not in self.members:
+            raise UserError(f"this run has no member {name!r}; it has: {', '.join(self.members)}")
+        return self.members[name]
+
+
+def _check_batches(config: RunConfig, data: LoadedData) -> None:
+    if len(data.images) == 0:
+        raise UserError(f"the data {config.data.source!r} holds no images")

@@ -1,0 +1,122 @@
+"""A run folder: run.json, metrics.jsonl, checkpoints/, samples/, eval/ (see ARCHITECTURE.md)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.config import SCHEMA_VERSION, RunConfig
+from engine.errors import UserError
+from engine.store.checkpoints import list_checkpoints
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    config: RunConfig
+    run_id: str
+    fingerprint: str
+    num_classes: int = 0
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics_log(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    def latest_checkpoint(self) -> Path | None:
+        found = list_checkpoints(self.checkpoints)
+        return found[-1] if found else None
+
+    @classmethod
+    def create(cls, path: Path, config: RunConfig, fingerprint: str, num_classes: int) -> "RunFolder":
+        path = Path(path)
+        if (path / "run.json").exists():
+            raise UserError(f"{path} already holds a run; use 'resume {path}' or choose another --out")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
+        run = cls(path, config, uuid.uuid4().hex[:12], fingerprint, num_classes)
+        document = {
+            "schema": SCHEMA_VERSION, "chorus": __version__, "run_id": run.run_id,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_fingerprint": fingerprint,
+            "num_classes": num_classes,
+            "config": config.to_dict(),
+        }
+        temp = path / "run.json.tmp"
+        temp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        os.replace(temp, path / "run.json")
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> "RunFolder":
+        path = Path(path)
+        file = path / "run.json"
+        if not path.is_dir():
+            raise UserError(f"run folder not found: {path}")
+        try:
+            document = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{path} is not a Chorus run folder (no run.json)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{file} is damaged: {exc}") from None
+        if not isinstance(document, dict) or "config" not in document:
+            raise UserError(f"{file} is damaged: no config")
+        schema = document.get("schema")
+        if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+            raise UserError(f"{file} was written by a newer Chorus (schema {schema}); this one reads "
+                            f"schema {SCHEMA_VERSION}. Update Chorus to open it.")
+        config = RunConfig.from_dict(document["config"])
+        num_classes = document.get("num_classes", 0)
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise UserError(f"{file} is damaged: num_classes {num_classes!r}")
+        return cls(path, config, str(document.get("run_id", "")), str(document.get("dataset_fingerprint", "")),
+                   num_classes)
+
+    def append_metrics(self, records: list[dict[str, Any]]) -> None:
+        with self.metrics_log.open("a", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume, drop log lines past the checkpoint so the curve continues without repeats."""
+        if not self.metrics_log.exists():
+            return
+        kept = [line for line in self.metrics_log.read_text(encoding="utf-8").splitlines()
+                if _step_of(line) is not None and _step_of(line) <= step]
+        temp = self.metrics_log.with_suffix(".jsonl.tmp")
+        temp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(temp, self.metrics_log)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_log.exists():
+            return []
+        records = []
+        for line in self.metrics_log.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+        return records
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,44 @@
+"""Events the trainer emits: small picklable values (floats, strings, uint8 numpy arrays)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepLogged:
+    member: str
+    step: int
+    losses: dict[str, float]
+    images_per_s: float
+    elapsed: float          # seconds of training in this run, resumes included
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    member: str
+    step: int
+    images: np.ndarray = field(repr=False)  # (n, H, W, C) uint8, fixed seed
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class MemberFailed:
+    member: str
+    step: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    step: int
+    reason: str             # "done" or "stopped"
+
+
+Event = StepLogged | PreviewReady | CheckpointSaved | MemberFailed | Finished
