@@ -115,13 +115,13 @@ class MemberConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 300  # optimizer steps per member
+    steps: int = 2000  # optimizer steps per member
     seed: int = 0
     device: str = "auto"
-    checkpoint_every: int = 100
+    checkpoint_every: int = 250
     keep_checkpoints: int = 3
     log_every: int = 10
-    preview_every: int = 100
+    preview_every: int = 250
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "TrainConfig":

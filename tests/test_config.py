@@ -1,0 +1,40 @@
+"""Every user-given value is validated once, with a message that names it."""
+from __future__ import annotations
+
+import pytest
+
+from engine.config import RunConfig
+from engine.errors import UserError
+
+
+def config(**parts):
+    raw = {"data": {}, "members": [{"kind": "vae"}], "train": {}}
+    for key, value in parts.items():
+        raw[key] = value
+    return RunConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize("parts,needle", [
+    ({"members": [{"kind": "vae", "optim": {"lr": 0}}]}, "lr must be > 0.0"),
+    ({"members": [{"kind": "vae", "optim": {"lr": "fast"}}]}, "lr must be a number"),
+    ({"members": [{"kind": "vae", "optim": {"name": "rmsprop"}}]}, "adam, adamw, sgd"),
+    ({"members": [{"kind": "vae", "batch_size": 0}]}, "batch_size must be >= 1"),
+    ({"members": [{"kind": "vae", "params": {"beta": -1}}]}, "beta must be >= 0.0"),
+    ({"members": [{"kind": "vae", "params": {"bogus": 1}}]}, "unknown key 'bogus'"),
+    ({"members": [{"kind": "diffusion"}], "data": {"size": 30}}, "divisible by 4"),
+    ({"members": [{"kind": "vae"}, {"kind": "vae"}]}, "each member may appear once"),
+    ({"members": []}, "at least one member"),
+    ({"data": {"channels": 2}}, "channels must be 1"),
+    ({"train": {"device": "tpu"}}, "device must be one of"),
+    ({"train": {"checkpoint_every": 0}}, "checkpoint_every must be >= 1"),
+])
+def test_bad_values_are_refused_with_a_reason(parts, needle):
+    with pytest.raises(UserError, match=None) as caught:
+        config(**parts)
+    assert needle in str(caught.value)
+
+
+def test_config_round_trips_through_its_dict():
+    first = config(members=[{"kind": "dcgan", "optim": {"name": "sgd", "lr": 0.01}, "params": {"width": 16}}])
+    again = RunConfig.from_dict(first.to_dict())
+    assert again == first and again.members[0].optim.name == "sgd" and again.members[0].params["width"] == 16
