@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -350,25 +353,59 @@ def test_permission_denied_simulated(tmp_path, monkeypatch):
     assert "locked.png (permission denied)" in result.report.summary()
 
 
-@pytest.mark.skipif(IS_ROOT or not hasattr(os, "geteuid"), reason="root can read chmod 000 files")
-def test_permission_denied_real(tmp_path):
-    locked = tmp_path / "locked.png"
-    locked.write_bytes(encoded(noise(10, 10), "PNG"))
-    locked_dir = tmp_path / "private"
-    locked_dir.mkdir()
-    (locked_dir / "inside.png").write_bytes(encoded(noise(10, 10), "PNG"))
-    (tmp_path / "ok.png").write_bytes(encoded(noise(10, 10), "PNG"))
-    locked.chmod(0)
-    locked_dir.chmod(0)
+def _load_as_unprivileged_user(root):
+    """Root reads chmod-000 files anyway, so as root load in a forked child running as 'nobody'."""
+    if not IS_ROOT:
+        result = load_image_folder(root, 8, 3)
+        return {s.path: s.reason for s in result.report.skipped}, list(result.paths)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop privileges, load, report as JSON, exit without running pytest teardown
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            result = load_image_folder(root, 8, 3)
+            payload = {"skipped": {s.path: s.reason for s in result.report.skipped}, "paths": list(result.paths)}
+            os.write(write_end, json.dumps(payload).encode())
+        except BaseException:  # noqa: BLE001 - any failure shows up as a bad exit code
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as handle:
+        data = handle.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    payload = json.loads(data)
+    return payload["skipped"], payload["paths"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX permissions")
+def test_permission_denied_real():
+    root = Path(tempfile.mkdtemp(prefix="chorus-perm-"))
     try:
-        result = load_image_folder(tmp_path, 8, 3)
+        root.chmod(0o755)  # 'nobody' must be able to enter the folder itself
+        locked = root / "locked.png"
+        locked.write_bytes(encoded(noise(10, 10), "PNG"))
+        locked_dir = root / "private"
+        locked_dir.mkdir()
+        (locked_dir / "inside.png").write_bytes(encoded(noise(10, 10), "PNG"))
+        ok = root / "ok.png"
+        ok.write_bytes(encoded(noise(10, 10), "PNG"))
+        ok.chmod(0o644)
+        locked.chmod(0)
+        locked_dir.chmod(0)
+        reasons, paths = _load_as_unprivileged_user(root)
     finally:
-        locked.chmod(0o644)
-        locked_dir.chmod(0o755)
-    reasons = {s.path: s.reason for s in result.report.skipped}
+        for path in (root / "locked.png", root / "private"):
+            if path.exists():
+                path.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
     assert reasons["locked.png"] == "permission denied"
     assert reasons["private" + os.sep] == "folder permission denied"
-    assert result.paths == ("ok.png",)
+    assert paths == ["ok.png"]
 
 
 @pytest.mark.parametrize(
