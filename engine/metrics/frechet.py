@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _as_features(x: np.ndarray, name: str) -> np.ndarray:
-    """Validate an (N, D) finite feature array and return it as float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name}: expected an (N, D) array with N >= 2, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: features contain NaN or inf")
-    return x
+from engine.metrics.validate import as_features
 
 
 def _sym(s: np.ndarray) -> np.ndarray:
@@ -35,7 +27,7 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D) of an (N, D) feature array, float64, unbiased (N-1)."""
-    x = _as_features(features, "features")
+    x = as_features(features, "features")
     return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
 
 

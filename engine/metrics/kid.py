@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.metrics.validate import as_features
+
 
 @dataclass(frozen=True)
 class KID:
@@ -19,16 +21,6 @@ class KID:
 
     mean: float
     std: float
-
-
-def _as_features(x: np.ndarray, name: str) -> np.ndarray:
-    """Validate an (N, D) finite feature array and return it as float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"{name}: expected an (N, D) array with N >= 2, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: features contain NaN or inf")
-    return x
 
 
 def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
@@ -51,7 +43,7 @@ def kernel_inception_distance(
     Each subset draws min(subset_size, len(real), len(fake)) rows of each set without
     replacement, from np.random.default_rng(seed).
     """
-    x_all, y_all = _as_features(fake, "fake"), _as_features(real, "real")
+    x_all, y_all = as_features(fake, "fake"), as_features(real, "real")
     if x_all.shape[1] != y_all.shape[1]:
         raise ValueError(f"feature sizes differ: real {y_all.shape[1]}, fake {x_all.shape[1]}")
     if subsets < 1 or subset_size < 2:

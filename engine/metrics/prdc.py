@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _as_features(x: np.ndarray, name: str) -> np.ndarray:
-    """Validate an (N, D) finite feature array and return it as float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{name}: expected a non-empty (N, D) array, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: features contain NaN or inf")
-    return x
+from engine.metrics.validate import as_features
 
 
 def _distance_blocks(x: np.ndarray, y: np.ndarray, chunk_size: int):
@@ -50,7 +42,7 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, chunk_size: int = 1024)
     ball; density: mean over fake of (#real balls containing it) / k; coverage: share of real
     whose nearest fake lies inside its own ball.
     """
-    real, fake = _as_features(real, "real"), _as_features(fake, "fake")
+    real, fake = as_features(real, "real", min_rows=1), as_features(fake, "fake", min_rows=1)
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature sizes differ: real {real.shape[1]}, fake {fake.shape[1]}")
     if not 1 <= k < min(len(real), len(fake)):
