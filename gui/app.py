@@ -2,17 +2,40 @@
 from __future__ import annotations
 
 import sys
+import traceback
 
 
-def main() -> int:
+def make_app(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
+    from gui import settings
+    from gui.theme import THEME
+
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    app.setApplicationName(settings.APPLICATION)
+    app.setOrganizationName(settings.ORGANIZATION)
+    THEME.follow_system(app)
+    return app
+
+
+def install_error_hook(window) -> None:
+    """An unexpected error becomes a message in the window, never a crash or a silent failure."""
+    def hook(kind, value, tb):
+        traceback.print_exception(kind, value, tb)
+        if issubclass(kind, KeyboardInterrupt):
+            window.close()
+            return
+        window.show_message("Unexpected error", f"{kind.__name__}: {value}\n\nThe window keeps working; "
+                            "if this repeats, please report it with the text printed in the terminal.")
+
+    sys.excepthook = hook
+
+
+def main(argv: list[str] | None = None) -> int:
+    app = make_app(argv)
     from gui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv)
-    app.setApplicationName("Chorus")
-    app.setOrganizationName("Chorus")
     window = MainWindow()
-    window.resize(1000, 760)
+    install_error_hook(window)
     window.show()
     return app.exec()

@@ -1,60 +1,748 @@
-"""The engine thread: runs engine calls off the GUI thread and hands back small copied payloads.
+"""The engine thread: the only place where engine calls are made and engine results become Qt signals.
 
-This first version loads a data preview; the studio issue extends it to drive the trainer in a
-spawned child process. It is the only place where engine results become Qt signals.
+Two kinds of work leave the GUI thread:
+
+* **training** runs in a spawned child process (``engine/training/child.py``). A ``TrainingLink``
+  QThread starts it, reads its event queue, batches step logs to at most ``EMIT_HZ`` signals a
+  second and ends when the child sends ``ChildDone``. Pause / resume / stop are
+  ``multiprocessing.Event`` flags the trainer checks every step: setting one never blocks.
+* **jobs** (data previews, opening a run, sampling and fusing for the gallery, evaluation) run one
+  at a time on a ``JobThread`` in this process. A new job of a kind supersedes the pending one of
+  that kind (the gallery only ever needs the latest request), and long jobs poll a cancel flag.
+
+Pages import what they need from here and never from ``engine``.
 """
 from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing as mp
+import os
+import queue as queue_module
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from engine.config import OPTIMIZERS, Param  # noqa: F401 - re-exported for the pages
+from engine.errors import UserError
+from engine.training.child import (ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob,
+                                   run_child)
+from engine.training.events import CheckpointSaved, Finished, MemberFailed, PreviewReady, StepLogged
 
-class _PreviewWorker(QObject):
-    sig_loaded = Signal(object, str)   # (n, H, W, C) uint8 array, report text
-    sig_failed = Signal(str)
+EMIT_HZ = 30                 # at most this many batches of step logs per second reach the GUI
+STOP_GRACE_S = 10.0          # a child that ignores stop this long is killed (its last checkpoint stays)
+GALLERY_N = 16
+PREVIEW_SEED = 20241126      # the trainer's fixed preview seed (engine/training/trainer.py)
+PREVIEW_COUNT = 16
 
-    def __init__(self, source: str, count: int):
-        super().__init__()
-        self.source, self.count = source, count
+__all__ = ["UserError", "Param", "OPTIMIZERS", "EngineBridge", "member_specs", "fusion_specs"]
 
-    @Slot()
+
+# ---------------------------------------------------------------------------------------------
+# catalog and validation: what pages build their controls from
+
+@dataclass(frozen=True)
+class MemberSpec:
+    kind: str
+    title: str
+    params: tuple[Param, ...]
+    optim: dict[str, Any]
+    batch_size: int
+    can_sample: bool
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    name: str
+    title: str
+    params: tuple[Param, ...]
+
+
+def member_specs() -> dict[str, MemberSpec]:
+    from engine.members.registry import MEMBERS
+
+    specs = {}
+    for kind, cls in MEMBERS.items():
+        optim = cls.default_optim
+        specs[kind] = MemberSpec(kind, cls.title, tuple(cls.params),
+                                 {"name": optim.name, "lr": optim.lr, "betas": list(optim.betas),
+                                  "momentum": optim.momentum, "weight_decay": optim.weight_decay},
+                                 cls.default_batch_size, cls.can_sample)
+    return specs
+
+
+def fusion_specs() -> dict[str, FusionSpec]:
+    from engine.fusion.registry import FUSIONS
+
+    return {name: FusionSpec(name, cls.title, tuple(cls.params)) for name, cls in FUSIONS.items()}
+
+
+def validate_data(raw: dict[str, Any]) -> dict[str, Any]:
+    from engine.config import DataConfig
+
+    import dataclasses
+
+    return dataclasses.asdict(DataConfig.from_dict(raw))
+
+
+def validate_member(raw: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The member's settings, normalised; UserError with the reason when a value is refused."""
+    from engine.config import DataConfig, member_from_dict
+
+    return member_from_dict(raw, DataConfig.from_dict(data)).to_dict()
+
+
+def validate_run(raw: dict[str, Any]) -> dict[str, Any]:
+    from engine.config import RunConfig
+
+    return RunConfig.from_dict(raw).to_dict()
+
+
+def validate_fusion(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    from engine.fusion.registry import fusion
+
+    return fusion(name).validate(raw)
+
+
+def tile(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    from engine.store.images import grid
+
+    return grid(images, columns)
+
+
+def export_png(path: str | Path, image: np.ndarray, metadata: dict[str, Any]) -> Path:
+    from engine.store.images import save_png
+
+    return save_png(Path(path), image, metadata)
+
+
+def read_png_metadata(path: str | Path) -> dict[str, Any]:
+    from engine.store.images import read_png_metadata as read
+
+    return read(Path(path))
+
+
+def is_run_folder(path: str | Path) -> bool:
+    return (Path(path) / "run.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# payloads the jobs hand back (small, copied, no torch)
+
+@dataclass(frozen=True)
+class DataPreview:
+    config: dict[str, Any]
+    images: np.ndarray          # (n, H, W, C) uint8: an even spread of the whole set
+    count: int
+    report: str
+    class_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    path: str
+    run_id: str
+    config: dict[str, Any]
+    step: int
+    checkpoint: str | None
+    elapsed: float
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]   # member → loss → (steps, values)
+    previews: dict[str, np.ndarray]                                # member → (n, H, W, C) uint8
+    evals: list[dict[str, Any]] = field(default_factory=list)      # eval reports, oldest step first
+
+
+@dataclass(frozen=True)
+class GalleryResult:
+    run: str
+    run_id: str
+    checkpoint: str
+    step: int
+    seed: int
+    n: int
+    fusion: str
+    params: dict[str, Any]
+    fused: np.ndarray                  # (n, H, W, C) uint8
+    provenance: tuple[str, ...]
+    members: dict[str, np.ndarray]     # member → (n, H, W, C) uint8, same seed
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    run: str
+    report: dict[str, Any]             # EvalReport.to_json()
+    path: str                          # where it was saved in the run folder
+
+
+class JobCancelled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# the training link: child process ↔ Qt signals
+
+class TrainingLink(QThread):
+    """Starts the trainer's child process and turns its queue into signals until it ends."""
+
+    sig_started = Signal(str, int, int)
+    sig_steps = Signal(object)              # tuple[StepLogged, ...]
+    sig_preview = Signal(str, int, object)  # member, step, (n, H, W, C) uint8
+    sig_checkpoint = Signal(int, str)
+    sig_paused = Signal(int)
+    sig_resumed = Signal(int)
+    sig_member_failed = Signal(str, int, str)
+    sig_finished = Signal(int, str)
+    sig_failed = Signal(str, bool)
+
+    def __init__(self, job: TrainJob, parent: QObject | None = None):
+        super().__init__(parent)
+        ctx = mp.get_context("spawn")
+        self.job = job
+        self.queue = ctx.Queue()
+        self.stop_flag, self.pause_flag, self.resume_flag = ctx.Event(), ctx.Event(), ctx.Event()
+        self.process = ctx.Process(target=run_child, name="chorus-trainer", daemon=True,
+                                   args=(job, self.queue, self.stop_flag, self.pause_flag, self.resume_flag))
+        self._stop_requested_at: float | None = None
+
+    # called from the GUI thread: flags only, never blocking
+    def pause(self) -> None:
+        self.resume_flag.clear()
+        self.pause_flag.set()
+
+    def resume(self) -> None:
+        self.pause_flag.clear()
+        self.resume_flag.set()
+
+    def stop(self) -> None:
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+        self.stop_flag.set()
+        self.resume_flag.set()
+
     def run(self) -> None:
-        from engine.config import DataConfig
-        from engine.data.sources import load_data
-        from engine.errors import UserError
-
         try:
-            data = load_data(DataConfig(self.source))
-            picks = np.linspace(0, len(data.images) - 1, self.count).astype(int)
-            self.sig_loaded.emit(np.ascontiguousarray(data.images[picks]), data.report)
-        except UserError as exc:
-            self.sig_failed.emit(str(exc))
+            self.process.start()
+        except Exception as exc:  # noqa: BLE001 - e.g. no memory to spawn
+            self.sig_failed.emit(f"could not start the trainer process: {exc}", False)
+            return
+        try:
+            self._pump()
+        finally:
+            self._reap()
+
+    def _pump(self) -> None:
+        steps: list[StepLogged] = []
+        previews: dict[str, PreviewReady] = {}
+        last_emit = 0.0
+        done = False
+        while not done:
+            try:
+                item = self.queue.get(timeout=0.05)
+            except queue_module.Empty:
+                item = None
+            except (EOFError, OSError):
+                item = None
+            if isinstance(item, StepLogged):
+                steps.append(item)
+            elif isinstance(item, PreviewReady):
+                previews[item.member] = item
+            elif item is not None:
+                last_emit = self._flush(steps, previews)
+                done = self._dispatch(item)
+            now = time.monotonic()
+            if (steps or previews) and now - last_emit >= 1.0 / EMIT_HZ:
+                last_emit = self._flush(steps, previews)
+            if item is None and not done and not self.process.is_alive():
+                done = self._drain_after_exit(steps, previews)
+            if not done and self._stop_requested_at is not None \
+                    and time.monotonic() - self._stop_requested_at > STOP_GRACE_S:
+                self.process.kill()
+                self.sig_failed.emit(f"the trainer did not stop within {STOP_GRACE_S:.0f} s and was ended; "
+                                     "the last saved checkpoint is kept", True)
+                done = True
+        self._flush(steps, previews)
+
+    def _drain_after_exit(self, steps, previews) -> bool:
+        """The child is gone: read what it left; if it never said goodbye it crashed."""
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except (queue_module.Empty, EOFError, OSError):
+                break
+            if isinstance(item, StepLogged):
+                steps.append(item)
+            elif isinstance(item, PreviewReady):
+                previews[item.member] = item
+            else:
+                self._flush(steps, previews)
+                if self._dispatch(item):
+                    return True
+        self._flush(steps, previews)
+        code = self.process.exitcode
+        self.sig_failed.emit(f"the trainer process ended unexpectedly (exit code {code}); "
+                             "the last saved checkpoint is kept — open the run to resume", False)
+        return True
+
+    def _flush(self, steps: list, previews: dict) -> float:
+        if steps:
+            self.sig_steps.emit(tuple(steps))
+            steps.clear()
+        for event in previews.values():
+            self.sig_preview.emit(event.member, event.step, event.images)
+        previews.clear()
+        return time.monotonic()
+
+    def _dispatch(self, item: Any) -> bool:
+        """Emit one non-step message; True when it is the child's last."""
+        if isinstance(item, ChildStarted):
+            self.sig_started.emit(item.run, item.step, item.total)
+        elif isinstance(item, CheckpointSaved):
+            self.sig_checkpoint.emit(item.step, item.path)
+        elif isinstance(item, Paused):
+            self.sig_paused.emit(item.step)
+        elif isinstance(item, Resumed):
+            self.sig_resumed.emit(item.step)
+        elif isinstance(item, MemberFailed):
+            self.sig_member_failed.emit(item.member, item.step, item.message)
+        elif isinstance(item, Finished):
+            self.sig_finished.emit(item.step, item.reason)
+        elif isinstance(item, ChildFailed):
+            self.sig_failed.emit(item.message, item.user_error)
+        elif isinstance(item, ChildDone):
+            return True
+        return False
+
+    def _reap(self) -> None:
+        self.process.join(timeout=STOP_GRACE_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=2.0)
+        self.queue.close()
+        self.queue.join_thread()
+        self.process.close()
 
 
-class EngineBridge(QObject):
-    sig_preview_loaded = Signal(object, str)
-    sig_error = Signal(str)
+# ---------------------------------------------------------------------------------------------
+# the job thread: sampling, fusion, evaluation, data previews, opening runs
+
+class _Job:
+    def __init__(self, job_id: int, kind: str, fn: Callable[["JobContext"], Any]):
+        self.id, self.kind, self.fn = job_id, kind, fn
+        self.cancel = threading.Event()
+
+
+class JobContext:
+    """What a job sees: its cancel flag, a progress reporter and the cached sampling sessions."""
+
+    def __init__(self, thread: "JobThread", job: _Job):
+        self._thread, self._job = thread, job
+
+    def should_stop(self) -> bool:
+        return self._job.cancel.is_set() or self._thread.stopping.is_set()
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise JobCancelled()
+
+    def progress(self, label: str, fraction: float) -> None:
+        self._thread.sig_progress.emit(self._job.id, self._job.kind, str(label), float(fraction))
+
+    def session(self, run: str, with_data: bool = False):
+        return self._thread.session(run, with_data)
+
+
+class JobThread(QThread):
+    sig_done = Signal(int, str, object)
+    sig_failed = Signal(int, str, str)
+    sig_cancelled = Signal(int, str)
+    sig_progress = Signal(int, str, str, float)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: _PreviewWorker | None = None
+        self._jobs: queue_module.Queue[_Job | None] = queue_module.Queue()
+        self._lock = threading.Lock()
+        self._latest: dict[str, _Job] = {}
+        self._ids = itertools.count(1)
+        self.stopping = threading.Event()
+        self._sessions: dict[tuple[str, bool], tuple[str | None, Any]] = {}
 
-    def load_preview(self, source: str = "fashion-mnist", count: int = 64) -> None:
-        self.shutdown()
-        self._thread = QThread()
-        self._worker = _PreviewWorker(source, count)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.sig_loaded.connect(self.sig_preview_loaded)
-        self._worker.sig_failed.connect(self.sig_error)
-        self._worker.sig_loaded.connect(self._thread.quit)
-        self._worker.sig_failed.connect(self._thread.quit)
-        self._thread.start()
+    def submit(self, kind: str, fn: Callable[[JobContext], Any]) -> int:
+        with self._lock:
+            previous = self._latest.get(kind)
+            if previous is not None:
+                previous.cancel.set()
+            job = _Job(next(self._ids), kind, fn)
+            self._latest[kind] = job
+        self._jobs.put(job)
+        if not self.isRunning():
+            self.start()
+        return job.id
 
-    def shutdown(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = None
-            self._worker = None
+    def cancel(self, kind: str) -> None:
+        with self._lock:
+            job = self._latest.get(kind)
+        if job is not None:
+            job.cancel.set()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        self.stopping.set()
+        with self._lock:
+            for job in self._latest.values():
+                job.cancel.set()
+        self._jobs.put(None)
+        return self.wait(timeout_ms) if self.isRunning() else True
+
+    def run(self) -> None:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the trainer child has the cores; sampling here stays polite
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None or self.stopping.is_set():
+                    return
+                if job.cancel.is_set():
+                    self.sig_cancelled.emit(job.id, job.kind)
+                    continue
+                self._run_one(job)
+        finally:
+            self._sessions.clear()
+            torch.set_num_threads(threads)
+
+    def _run_one(self, job: _Job) -> None:
+        try:
+            result = job.fn(JobContext(self, job))
+        except JobCancelled:
+            self.sig_cancelled.emit(job.id, job.kind)
+        except UserError as exc:
+            self.sig_failed.emit(job.id, job.kind, str(exc))
+        except MemoryError:
+            self.sig_failed.emit(job.id, job.kind, "out of memory: try fewer samples or a smaller image size")
+        except Exception as exc:  # noqa: BLE001 - a failed job is a message, never a dead window
+            if type(exc).__name__ == "EvaluationCancelled":
+                self.sig_cancelled.emit(job.id, job.kind)
+                return
+            traceback.print_exc(file=sys.stderr)
+            self.sig_failed.emit(job.id, job.kind, f"unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            if job.cancel.is_set():
+                self.sig_cancelled.emit(job.id, job.kind)
+            else:
+                self.sig_done.emit(job.id, job.kind, result)
+
+    def session(self, run: str, with_data: bool = False):
+        """A CPU session of ``run`` at its latest checkpoint, reloaded when a newer one appears."""
+        from engine.session import Session
+        from engine.store.run_folder import RunFolder
+
+        key = (str(Path(run).resolve()), with_data)
+        latest = RunFolder.open(Path(run)).latest_checkpoint()
+        if latest is None:
+            raise UserError(f"run {run} has no checkpoint yet: train it first")
+        cached = self._sessions.get(key)
+        if cached is not None and cached[0] == str(latest):
+            return cached[1]
+        for attempt in range(3):  # the trainer may prune the checkpoint we just listed
+            try:
+                session = Session.open(Path(run), "cpu", checkpoint=latest, with_data=with_data)
+                break
+            except UserError:
+                latest = RunFolder.open(Path(run)).latest_checkpoint()
+                if attempt == 2 or latest is None:
+                    raise
+        self._sessions[key] = (str(latest), session)
+        return session
+
+
+# ---------------------------------------------------------------------------------------------
+# job bodies (run on the JobThread)
+
+def _data_preview(ctx: JobContext, raw: dict[str, Any], count: int) -> DataPreview:
+    from engine.config import DataConfig
+    from engine.data.sources import load_data
+
+    import dataclasses
+
+    config = DataConfig.from_dict(raw)
+    data = load_data(config)
+    ctx.check()
+    picks = np.linspace(0, len(data.images) - 1, min(count, len(data.images))).astype(int)
+    return DataPreview(dataclasses.asdict(config), np.ascontiguousarray(data.images[picks]), len(data.images),
+                       data.report, tuple(data.class_names))
+
+
+def _open_run(ctx: JobContext, path: str) -> RunSnapshot:
+    from engine.store.run_folder import RunFolder
+
+    run = RunFolder.open(Path(path))
+    curves = _curves(run.read_metrics())
+    ctx.check()
+    latest = run.latest_checkpoint()
+    previews: dict[str, np.ndarray] = {}
+    step, elapsed = 0, 0.0
+    if latest is not None:
+        session = ctx.session(path)
+        step, elapsed = session.step, session.elapsed()
+        previews = _previews(session)
+    return RunSnapshot(str(run.path), run.run_id, run.config.to_dict(), step,
+                       latest.name if latest is not None else None, elapsed, curves, previews, _eval_history(run.path))
+
+
+def _curves(records: list[dict[str, Any]]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    table: dict[str, dict[str, tuple[list, list]]] = {}
+    for record in records:
+        member, step = record.get("member"), record.get("step")
+        if not isinstance(member, str) or not isinstance(step, int):
+            continue
+        for key, value in record.items():
+            if key in ("member", "step", "time") or not isinstance(value, (int, float)):
+                continue
+            steps, values = table.setdefault(member, {}).setdefault(key, ([], []))
+            steps.append(step)
+            values.append(float(value))
+    return {member: {key: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64))
+                     for key, (s, v) in losses.items()} for member, losses in table.items()}
+
+
+def _previews(session) -> dict[str, np.ndarray]:
+    import torch
+
+    from engine.store.images import to_nhwc_uint8
+
+    return {name: to_nhwc_uint8(member.sample(PREVIEW_COUNT, torch.Generator().manual_seed(PREVIEW_SEED)))
+            for name, member in session.generators().items()}
+
+
+def _eval_history(run: Path) -> list[dict[str, Any]]:
+    reports = []
+    for file in sorted((Path(run) / "eval").glob("*.json")):
+        try:
+            report = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(report, dict) and isinstance(report.get("members"), dict):
+            reports.append(report)
+    return sorted(reports, key=lambda r: r.get("step", 0) if isinstance(r.get("step"), int) else 0)
+
+
+def _gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: dict[str, Any],
+             cache: dict) -> GalleryResult:
+    import torch
+
+    from engine.sampling import SampleRequest, sample_images
+    from engine.store.images import to_nhwc_uint8
+
+    session = ctx.session(run)
+    key = (str(session.checkpoint), seed, n)
+    members = cache.get(key)
+    if members is None:  # member grids only change with the checkpoint or the seed
+        members = {}
+        for name, member in session.generators().items():
+            ctx.check()
+            members[name] = to_nhwc_uint8(member.sample(n, torch.Generator().manual_seed(seed)))
+        cache.clear()
+        cache[key] = members
+    ctx.check()
+    request = SampleRequest(run=Path(run), fusion=fusion, params=dict(params), n=n, seed=seed)
+    images, provenance, used = sample_images(session, request)
+    return GalleryResult(run, session.run.run_id, session.checkpoint.name, session.step, seed, n, fusion,
+                         _jsonable(used), to_nhwc_uint8(images), tuple(provenance), dict(members))
+
+
+def _evaluate(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None, seed: int) -> EvalResult:
+    try:
+        from engine.evaluation import evaluate
+    except ImportError:
+        raise UserError("evaluation is not available in this version of Chorus") from None
+    from engine.store.run_folder import RunFolder
+
+    session = ctx.session(run, with_data=True)
+    report = evaluate(session, n, fusions=fusions, seed=seed, progress=ctx.progress, should_stop=ctx.should_stop)
+    document = report.to_json()
+    folder = RunFolder.open(Path(run)).path / "eval"
+    path = folder / f"gui-step-{report.step:07d}-n{n}.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(".json.tmp")
+        temp.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    return EvalResult(run, json.loads(json.dumps(document, default=_json_default)), str(path))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+# ---------------------------------------------------------------------------------------------
+# the bridge: what the window talks to
+
+def default_child_threads() -> int | None:
+    """``CHORUS_TRAIN_THREADS`` if set, else torch's own choice in the child."""
+    value = os.environ.get("CHORUS_TRAIN_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+class EngineBridge(QObject):
+    # training (from the child, through the TrainingLink)
+    sig_training_started = Signal(str, int, int)      # run folder, start step, total steps
+    sig_steps_logged = Signal(object)                 # tuple[StepLogged, ...] (member, step, losses…)
+    sig_preview_ready = Signal(str, int, object)
+    sig_checkpoint_saved = Signal(int, str)
+    sig_paused = Signal(int)
+    sig_resumed = Signal(int)
+    sig_member_failed = Signal(str, int, str)
+    sig_training_finished = Signal(int, str)          # step, "done" | "stopped"
+    sig_training_failed = Signal(str)
+    sig_training_ended = Signal()                     # process and engine thread are gone
+    # jobs
+    sig_data_preview = Signal(object)                 # DataPreview
+    sig_data_failed = Signal(str)
+    sig_run_opened = Signal(object)                   # RunSnapshot
+    sig_run_failed = Signal(str)
+    sig_gallery_ready = Signal(object)                # GalleryResult
+    sig_gallery_failed = Signal(str)
+    sig_eval_progress = Signal(str, float)
+    sig_eval_ready = Signal(object)                   # EvalResult
+    sig_eval_failed = Signal(str)
+    sig_eval_cancelled = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._link: TrainingLink | None = None
+        self._jobs = JobThread()
+        self._jobs.sig_done.connect(self._job_done)
+        self._jobs.sig_failed.connect(self._job_failed)
+        self._jobs.sig_cancelled.connect(self._job_cancelled)
+        self._jobs.sig_progress.connect(self._job_progress)
+        self._gallery_cache: dict = {}
+        self.paused = False
+        self.child_threads = default_child_threads()  # torch threads in the trainer child
+        self.child_nice = 0
+
+    # -- training --------------------------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        return self._link is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._link is not None or self._jobs.isRunning() and not self._jobs.stopping.is_set()
+
+    def start_training(self, steps: int, config: dict[str, Any] | None = None, out: str | Path | None = None,
+                       run: str | Path | None = None, device: str | None = None) -> None:
+        if self._link is not None:
+            raise UserError("training is already running; stop it first")
+        job = TrainJob(steps=int(steps), config=config, out=str(out) if out is not None else None,
+                       run=str(run) if run is not None else None, device=device, threads=self.child_threads,
+                       nice=self.child_nice)
+        link = TrainingLink(job)
+        link.sig_started.connect(self.sig_training_started)
+        link.sig_steps.connect(self.sig_steps_logged)
+        link.sig_preview.connect(self.sig_preview_ready)
+        link.sig_checkpoint.connect(self.sig_checkpoint_saved)
+        link.sig_paused.connect(self.sig_paused)
+        link.sig_resumed.connect(self.sig_resumed)
+        link.sig_member_failed.connect(self.sig_member_failed)
+        link.sig_finished.connect(self.sig_training_finished)
+        link.sig_failed.connect(self._link_failed)
+        link.finished.connect(self._link_finished)
+        self._link = link
+        self.paused = False
+        link.start()
+
+    def pause_training(self) -> None:
+        if self._link is not None:
+            self.paused = True
+            self._link.pause()
+
+    def resume_training(self) -> None:
+        if self._link is not None:
+            self.paused = False
+            self._link.resume()
+
+    def stop_training(self) -> None:
+        if self._link is not None:
+            self._link.stop()
+
+    @Slot(str, bool)
+    def _link_failed(self, message: str, _user_error: bool) -> None:
+        self.sig_training_failed.emit(message)
+
+    @Slot()
+    def _link_finished(self) -> None:
+        link, self._link = self._link, None
+        if link is None:  # already handled by shutdown()
+            return
+        link.wait()
+        link.deleteLater()
+        self.paused = False
+        self.sig_training_ended.emit()
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def preview_data(self, raw: dict[str, Any], count: int = 48) -> None:
+        self._jobs.submit("data", lambda ctx: _data_preview(ctx, dict(raw), count))
+
+    def open_run(self, path: str | Path) -> None:
+        self._jobs.submit("open", lambda ctx: _open_run(ctx, str(path)))
+
+    def request_gallery(self, run: str | Path, seed: int, fusion: str, params: dict[str, Any],
+                        n: int = GALLERY_N) -> None:
+        cache = self._gallery_cache
+        self._jobs.submit("gallery", lambda ctx: _gallery(ctx, str(run), int(seed), int(n), fusion, dict(params),
+                                                          cache))
+
+    def evaluate(self, run: str | Path, n: int, fusions: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self._jobs.submit("eval", lambda ctx: _evaluate(ctx, str(run), int(n), fusions, int(seed)))
+
+    def cancel_evaluation(self) -> None:
+        self._jobs.cancel("eval")
+
+    _DONE = {"data": "sig_data_preview", "open": "sig_run_opened", "gallery": "sig_gallery_ready",
+             "eval": "sig_eval_ready"}
+    _FAILED = {"data": "sig_data_failed", "open": "sig_run_failed", "gallery": "sig_gallery_failed",
+               "eval": "sig_eval_failed"}
+
+    @Slot(int, str, object)
+    def _job_done(self, _job_id: int, kind: str, result: object) -> None:
+        getattr(self, self._DONE[kind]).emit(result)
+
+    @Slot(int, str, str)
+    def _job_failed(self, _job_id: int, kind: str, message: str) -> None:
+        getattr(self, self._FAILED[kind]).emit(message)
+
+    @Slot(int, str)
+    def _job_cancelled(self, _job_id: int, kind: str) -> None:
+        if kind == "eval":
+            self.sig_eval_cancelled.emit()
+
+    @Slot(int, str, str, float)
+    def _job_progress(self, _job_id: int, kind: str, label: str, fraction: float) -> None:
+        if kind == "eval":
+            self.sig_eval_progress.emit(label, fraction)
+
+    # -- the end -----------------------------------------------------------------------------------
+    def shutdown(self, timeout_s: float = STOP_GRACE_S) -> None:
+        """Stop training (a checkpoint is saved) and every job; wait for threads and the child."""
+        link = self._link
+        if link is not None:
+            link.stop()
+            link.wait(int(timeout_s * 1000) + 3000)
+            self._link_finished()
+        self._jobs.shutdown()

@@ -1,53 +1,406 @@
-"""A first studio window: the bundled data at a glance and how to train it.
-
-The full studio (data, members, training, gallery, metrics pages) is the GUI issue's work.
-"""
+"""The studio window: five pages, the project (new / open / save run folders, recent runs) and the
+training life cycle. Engine work goes through ``EngineBridge``; this class only wires pages to it."""
 from __future__ import annotations
 
-import numpy as np
+import time
+from pathlib import Path
+from typing import Any
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QTabWidget
 
-from gui.bridge import EngineBridge
+from gui import settings
+from gui.bridge import EngineBridge, RunSnapshot, UserError, is_run_folder, member_specs, validate_run
+from gui.pages.data_page import DataPage
+from gui.pages.gallery_page import GalleryPage
+from gui.pages.members_page import MembersPage
+from gui.pages.metrics_page import MetricsPage
+from gui.pages.training_page import TrainingPage
 
-TRAIN_HINT = ("Train from a terminal for now:  python main.py train --data fashion-mnist --out RUN  "
-              "— the training, gallery and metrics pages come next.")
-
-
-def grid_pixmap(images: np.ndarray, columns: int = 8, scale: int = 3) -> QPixmap:
-    from engine.store.images import grid
-
-    tiled = np.ascontiguousarray(grid(images, columns)[..., 0] if images.shape[-1] == 1 else grid(images, columns))
-    fmt = QImage.Format.Format_Grayscale8 if tiled.ndim == 2 else QImage.Format.Format_RGB888
-    image = QImage(tiled.data, tiled.shape[1], tiled.shape[0], tiled.strides[0], fmt).copy()
-    return QPixmap.fromImage(image).scaled(image.width() * scale, image.height() * scale)
+PAGES = ("Data", "Members", "Training", "Gallery", "Metrics")
+DEFAULT_SIZE = (1280, 800)
 
 
 class MainWindow(QMainWindow):
-    def __init__(self):
+    def __init__(self, preview_data: bool = True):
         super().__init__()
-        self.setWindowTitle("Chorus")
         self.bridge = EngineBridge(self)
-        self.status = QLabel("Loading the bundled Fashion-MNIST…")
-        self.thumbnails = QLabel()
-        self.thumbnails.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = QLabel(TRAIN_HINT)
-        hint.setWordWrap(True)
-        layout = QVBoxLayout()
-        for widget in (self.status, self.thumbnails, hint):
-            layout.addWidget(widget)
-        central = QWidget()
-        central.setLayout(layout)
-        self.setCentralWidget(central)
-        self.bridge.sig_preview_loaded.connect(self.show_preview)
-        self.bridge.sig_error.connect(self.status.setText)
-        self.bridge.load_preview()
+        self.specs = member_specs()
+        self.run_path: str | None = None      # an existing run folder; None while the run is only planned
+        self.planned_path: str | None = None  # where a new run will be created ("Save run as…")
+        self.run_config: dict[str, Any] | None = None
+        self.has_checkpoint = False
+        self.messages: list[str] = []
+        self._closing = False
+        self._close_requested_at: float | None = None
+        self.last_close_seconds: float | None = None
+        self._save_only = False
 
-    def show_preview(self, images: np.ndarray, report: str) -> None:
-        self.thumbnails.setPixmap(grid_pixmap(images))
-        self.status.setText(report)
+        self.data_page = DataPage(self.bridge)
+        self.members_page = MembersPage(self.data_page.raw)
+        self.training_page = TrainingPage()
+        self.gallery_page = GalleryPage(self.bridge)
+        self.metrics_page = MetricsPage(self.bridge)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for page, title in zip(self.pages(), PAGES):
+            self.tabs.addTab(page, title)
+        self.setCentralWidget(self.tabs)
+        self._build_menus()
+        self._connect()
+        self._update_title()
+        self._update_actions()
+        self._restore_geometry()
+        if preview_data:
+            self.data_page.refresh()
 
-    def closeEvent(self, event) -> None:
+    def pages(self):
+        return (self.data_page, self.members_page, self.training_page, self.gallery_page, self.metrics_page)
+
+    # -- menus and shortcuts -------------------------------------------------------------------------------
+    def _action(self, menu: QMenu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self.new_action = self._action(file, "&New run", self.new_run, QKeySequence.StandardKey.New)
+        self.open_action = self._action(file, "&Open run…", self.open_run_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = file.addMenu("Open &recent")
+        self.save_action = self._action(file, "&Save run…", self.save_run, QKeySequence.StandardKey.Save)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        train = bar.addMenu("&Training")
+        self.start_action = self._action(train, "&Start / continue", self.start_training, "Ctrl+Return")
+        self.pause_action = self._action(train, "&Pause / resume", self.toggle_pause, "Ctrl+P")
+        self.stop_action = self._action(train, "S&top and save", self.stop_training, "Ctrl+.")
+        gallery = bar.addMenu("&Gallery")
+        self._action(gallery, "&Previous seed", lambda: self.gallery_page.prev_seed.click(), "Alt+Left")
+        self._action(gallery, "&Next seed", lambda: self.gallery_page.next_seed.click(), "Alt+Right")
+        self._action(gallery, "&Export fused grid…", self.gallery_page.export_fused_grid, "Ctrl+E")
+        self._action(gallery, "Export &selected image…", self.gallery_page.export_selected, "Ctrl+Shift+E")
+        metrics = bar.addMenu("&Metrics")
+        self._action(metrics, "&Evaluate", self.metrics_page.start, "F5")
+        self._action(metrics, "&Cancel evaluation", self.metrics_page.cancel)
+        view = bar.addMenu("&View")
+        for index, title in enumerate(PAGES):
+            self._action(view, title, lambda i=index: self.tabs.setCurrentIndex(i), f"Ctrl+{index + 1}")
+        self._fill_recent_menu()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        runs = settings.recent_runs()
+        for path in runs:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_run(p))
+        if not runs:
+            empty = self.recent_menu.addAction("(no recent runs)")
+            empty.setEnabled(False)
+
+    def recent_actions(self) -> list[QAction]:
+        return [a for a in self.recent_menu.actions() if a.isEnabled()]
+
+    def _connect(self) -> None:
+        b = self.bridge
+        b.sig_training_started.connect(self._training_started)
+        b.sig_steps_logged.connect(self.training_page.add_steps)
+        b.sig_preview_ready.connect(self.training_page.show_preview)
+        b.sig_checkpoint_saved.connect(self._checkpoint_saved)
+        b.sig_paused.connect(lambda step: self.training_page.set_state("paused", f"Paused at step {step:,}"))
+        b.sig_resumed.connect(lambda _step: self.training_page.set_state("training"))
+        b.sig_member_failed.connect(lambda m, s, text: self.show_message(f"Member {m} failed at step {s}", text))
+        b.sig_training_finished.connect(self._training_finished)
+        b.sig_training_failed.connect(self._training_failed)
+        b.sig_training_ended.connect(self._training_ended)
+        b.sig_run_opened.connect(self._run_opened)
+        b.sig_run_failed.connect(lambda text: self.show_message("Cannot open the run", text))
+        tp = self.training_page
+        tp.sig_start.connect(self.start_training)
+        tp.sig_pause.connect(self.pause_training)
+        tp.sig_resume.connect(self.resume_training)
+        tp.sig_stop.connect(self.stop_training)
+        self.data_page.sig_error.connect(lambda text: self.statusBar().showMessage(f"Data: {text}", 15000))
+        self.gallery_page.sig_error.connect(lambda text: self.show_message("Gallery", text))
+        self.gallery_page.sig_exported.connect(lambda path: self.statusBar().showMessage(f"Exported {path}", 10000))
+        self.metrics_page.sig_error.connect(lambda text: self.show_message("Evaluation", text))
+        self.tabs.currentChanged.connect(self._page_shown)
+
+    # -- messages ------------------------------------------------------------------------------------------
+    def show_message(self, title: str, text: str, icon=QMessageBox.Icon.Warning) -> QMessageBox:
+        """A message that does not block the event loop (training and tests go on behind it)."""
+        self.messages.append(f"{title}: {text}")
+        self.statusBar().showMessage(f"{title}: {text.splitlines()[0] if text else ''}", 15000)
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+        return box
+
+    @property
+    def last_message(self) -> str:
+        return self.messages[-1] if self.messages else ""
+
+    def ask_stop_training(self) -> bool:
+        answer = QMessageBox.question(
+            self, "Training is running",
+            "Stop training and close? A checkpoint is saved first, so the run can be continued later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def ask_run_folder(self) -> str:
+        return QFileDialog.getExistingDirectory(self, "Open a Chorus run folder", str(settings.user_data_dir()))
+
+    def ask_new_run_folder(self) -> str:
+        return QFileDialog.getSaveFileName(self, "Save the new run as (a new folder)",
+                                           str(settings.new_run_path()))[0]
+
+    # -- the project -----------------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        name = Path(self.run_path).name if self.run_path else "new run"
+        self.setWindowTitle(f"Chorus — {name}")
+
+    def _update_actions(self) -> None:
+        training = self.bridge.training
+        for action in (self.new_action, self.open_action, self.save_action, self.recent_menu.menuAction()):
+            action.setEnabled(not training)
+        self.start_action.setEnabled(not training)
+        self.pause_action.setEnabled(training)
+        self.stop_action.setEnabled(training)
+
+    def _lock(self, locked: bool) -> None:
+        reason = ("This run's data and members are fixed: continue training it, or start a new run "
+                  "(File ▸ New run) to change them.") if locked else ""
+        self.data_page.set_read_only(locked)
+        self.members_page.set_read_only(locked, reason)
+        self.training_page.set_run_fixed(locked)
+
+    def new_run(self) -> None:
+        if self.bridge.training:
+            self.show_message("Training is running", "Stop training before starting a new run.")
+            return
+        self.run_path = self.planned_path = self.run_config = None
+        self.has_checkpoint = False
+        self._lock(False)
+        self.data_page.set_config({"source": "fashion-mnist", "size": 28, "channels": 1, "flip": False})
+        self.members_page.set_members([{"kind": kind} for kind in ("dcgan", "vae")])
+        self.training_page.set_members([], 0)
+        self.training_page.set_state("idle")
+        self.training_page.run_label.setText("")
+        self.gallery_page.set_run(None, [])
+        self.metrics_page.set_run(None)
+        self._update_title()
+        self.tabs.setCurrentIndex(0)
+
+    def open_run_dialog(self) -> None:
+        path = self.ask_run_folder()
+        if path:
+            self.open_run(path)
+
+    def open_run(self, path: str | Path) -> None:
+        if self.bridge.training:
+            self.show_message("Training is running", "Stop training before opening another run.")
+            return
+        path = str(path)
+        if not Path(path).is_dir():
+            settings.forget_recent_run(path)
+            self._fill_recent_menu()
+            self.show_message("Cannot open the run", f"{path} does not exist (any more). Choose another folder.")
+            return
+        self.statusBar().showMessage(f"Opening {path}…")
+        self.bridge.open_run(path)
+
+    def _run_opened(self, snapshot: RunSnapshot) -> None:
+        config = snapshot.config
+        self.run_path, self.run_config, self.planned_path = snapshot.path, config, None
+        self.has_checkpoint = snapshot.checkpoint is not None
+        self.data_page.set_config(config["data"])
+        self.members_page.set_members(config["members"])
+        self._lock(True)
+        train = config["train"]
+        self.training_page.set_train_config(train)
+        self.training_page.steps.setValue(max(int(train["steps"]), snapshot.step))
+        self._setup_training_rows(config)
+        self.training_page.set_history(snapshot.curves, snapshot.previews, snapshot.step,
+                                       self.training_page.steps.value(), snapshot.elapsed)
+        self.training_page.run_label.setText(f"Run folder: {snapshot.path}")
+        self.training_page.set_state("idle", f"Opened at step {snapshot.step:,}" if snapshot.checkpoint
+                                     else "Opened (no checkpoint yet)")
+        self.gallery_page.set_run(snapshot.path if self.has_checkpoint else None, self._sampling_members(config))
+        self.metrics_page.set_run(snapshot.path if self.has_checkpoint else None, snapshot.evals)
+        self._remember(snapshot.path)
+        self._update_title()
+        self.statusBar().showMessage(f"Opened {snapshot.path} at step {snapshot.step:,}", 10000)
+        self._page_shown(self.tabs.currentIndex())
+
+    def _remember(self, path: str) -> None:
+        settings.add_recent_run(path)
+        self._fill_recent_menu()
+
+    def save_run(self) -> None:
+        if self.bridge.training:
+            self.statusBar().showMessage("Training saves a checkpoint every few steps and when it stops.", 10000)
+            return
+        if self.run_path is not None:
+            self.statusBar().showMessage(f"The run is saved in {self.run_path}: checkpoints are written while "
+                                         "it trains and when it stops.", 10000)
+            return
+        path = self.ask_new_run_folder()
+        if not path:
+            return
+        if Path(path).exists() and any(Path(path).iterdir()):
+            self.show_message("Cannot save the run here", f"{path} is not empty: choose a new folder name.")
+            return
+        self.planned_path = path
+        self._save_only = True
+        self.start_training(steps=0)
+
+    def _sampling_members(self, config: dict[str, Any]) -> list[str]:
+        return [m["kind"] for m in config["members"] if self.specs[m["kind"]].can_sample]
+
+    def _setup_training_rows(self, config: dict[str, Any]) -> None:
+        members = [(m["kind"], self.specs[m["kind"]].title, self.specs[m["kind"]].can_sample)
+                   for m in config["members"]]
+        self.training_page.set_members(members, sum(int(m["batch_size"]) for m in config["members"]))
+
+    # -- training --------------------------------------------------------------------------------------------
+    def start_training(self, steps: int | None = None) -> None:
+        if self.bridge.training:
+            return
+        steps = self.training_page.steps.value() if steps is None else steps
+        try:
+            if self.run_path is None:
+                config = self._new_run_config()
+                out = self.planned_path or str(settings.new_run_path())
+                self._setup_training_rows(config)
+                self.bridge.start_training(steps, config=config, out=out)
+            else:
+                if self.has_checkpoint and steps <= self.training_page.step:
+                    raise UserError(f"the run is already at step {self.training_page.step:,}: raise 'steps per "
+                                    "member' to continue training it")
+                self.bridge.start_training(steps, run=self.run_path)
+        except UserError as exc:
+            self._save_only = False
+            self.show_message("Cannot start training", str(exc))
+            return
+        self.training_page.set_state("starting")
+        self._update_actions()
+
+    def _new_run_config(self) -> dict[str, Any]:
+        if self.data_page.error:
+            self.tabs.setCurrentWidget(self.data_page)
+            raise UserError(f"the data cannot be used: {self.data_page.error}")
+        try:
+            members = self.members_page.validate_all()
+        except UserError:
+            self.tabs.setCurrentWidget(self.members_page)
+            raise
+        raw = {"data": self.data_page.raw(), "members": members, "train": self.training_page.train_raw()}
+        return validate_run(raw)
+
+    def pause_training(self) -> None:
+        if self.bridge.training and not self.bridge.paused:
+            self.bridge.pause_training()
+            self.training_page.set_state("pausing")
+
+    def resume_training(self) -> None:
+        if self.bridge.training and self.bridge.paused:
+            self.bridge.resume_training()
+
+    def toggle_pause(self) -> None:
+        if self.bridge.paused:
+            self.resume_training()
+        else:
+            self.pause_training()
+
+    def stop_training(self) -> None:
+        if self.bridge.training:
+            self.bridge.stop_training()
+            self.training_page.set_state("stopping")
+
+    def _training_started(self, run: str, step: int, total: int) -> None:
+        fresh = self.run_path is None
+        self.run_path = run
+        if fresh:
+            self.run_config = None
+            self._lock(True)
+            self._remember(run)
+            self.gallery_page.set_run(None, self._sampling_members({"members": self.members_page.raw()}))
+            self.metrics_page.set_run(None)
+        else:
+            for row in self.training_page.rows.values():  # drop points past the checkpoint resumed from
+                row.plot.truncate(step)
+            for name, steps in self.training_page.logged.items():
+                self.training_page.logged[name] = [s for s in steps if s <= step]
+        self.training_page.set_started(run, step, total)
+        self.training_page.set_state("paused" if self.bridge.paused else "training")
+        self._update_title()
+
+    def _checkpoint_saved(self, step: int, path: str) -> None:
+        self.statusBar().showMessage(f"Checkpoint saved at step {step:,}: {path}", 5000)
+        first = not self.has_checkpoint
+        self.has_checkpoint = True
+        if first and self.run_path is not None:
+            self.gallery_page.set_run(self.run_path, self.gallery_page.sampling_members)
+            self.metrics_page.set_run(self.run_path, self.metrics_page.history)
+        if self.tabs.currentWidget() is self.gallery_page:
+            self.gallery_page.schedule()
+
+    def _training_finished(self, step: int, reason: str) -> None:
+        text = (f"Stopped at step {step:,}; checkpoint saved" if reason == "stopped"
+                else f"Finished: step {step:,}")
+        self.training_page.set_state("idle", text)
+        self.statusBar().showMessage(text, 10000)
+
+    def _training_failed(self, message: str) -> None:
+        self.training_page.set_state("idle", "Training failed")
+        self.show_message("Training failed", message)
+
+    def _training_ended(self) -> None:
+        if self.training_page.state_name != "idle":
+            self.training_page.set_state("idle")
+        self._update_actions()
+        if self._closing:
+            self.last_close_seconds = time.monotonic() - (self._close_requested_at or time.monotonic())
+            self.close()
+            return
+        if self.run_path is not None and is_run_folder(self.run_path):
+            self.bridge.open_run(self.run_path)  # the saved state, exactly as a reopen shows it
+            if self._save_only:
+                self.statusBar().showMessage(f"Saved the new run in {self.run_path}", 10000)
+        self._save_only = False
+
+    def _page_shown(self, index: int) -> None:
+        page = self.tabs.widget(index)
+        if page is self.gallery_page and self.gallery_page.run and self.has_checkpoint \
+                and (self.gallery_page.result is None or self.bridge.training):
+            self.gallery_page.schedule()
+
+    # -- geometry and closing ------------------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        geometry, state = settings.load_geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(*DEFAULT_SIZE)
+        if state is not None:
+            self.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.bridge.training:
+            event.ignore()
+            if self._closing:
+                return
+            if not self.ask_stop_training():
+                return
+            self._closing = True
+            self._close_requested_at = time.monotonic()
+            self.stop_training()
+            return
+        settings.save_geometry(self.saveGeometry(), self.saveState())
         self.bridge.shutdown()
-        super().closeEvent(event)
+        event.accept()

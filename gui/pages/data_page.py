@@ -1,0 +1,211 @@
+"""Data page: the bundled Fashion-MNIST, an image folder or an .npz; what will be trained on
+(thumbnails, count, skipped files) and the preprocessing (size, channels, flips) previewed live."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPlainTextEdit, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+
+from gui.bridge import DataPreview, EngineBridge
+from gui.widgets.image_grid import ImageGrid
+
+FASHION_MNIST = "fashion-mnist"
+THUMBNAILS = 48
+PREVIEW_DELAY_MS = 250
+
+
+class DataPage(QWidget):
+    sig_changed = Signal()
+    sig_error = Signal(str)
+
+    def __init__(self, bridge: EngineBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bridge = bridge
+        self.preview: DataPreview | None = None
+        self.error = ""
+        self.setAcceptDrops(True)
+
+        self.bundled = QRadioButton("Bundled Fashion-MNIST (60,000 training images, 10 classes)")
+        self.custom = QRadioButton("My pictures: a folder of images or an .npz file")
+        self.bundled.setChecked(True)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("drop a folder or an .npz file here, or choose one")
+        self.choose_folder = QPushButton("Choose folder…")
+        self.choose_npz = QPushButton("Choose .npz…")
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path, 1)
+        path_row.addWidget(self.choose_folder)
+        path_row.addWidget(self.choose_npz)
+        source_box = QGroupBox("Source")
+        source_layout = QVBoxLayout(source_box)
+        source_layout.addWidget(self.bundled)
+        source_layout.addWidget(self.custom)
+        source_layout.addLayout(path_row)
+
+        self.size = QSpinBox()
+        self.size.setRange(8, 256)
+        self.size.setValue(28)
+        self.size.setSuffix(" px")
+        self.channels = QComboBox()
+        self.channels.addItem("grey (1 channel)", 1)
+        self.channels.addItem("colour (3 channels, RGB)", 3)
+        self.flip = QCheckBox("random horizontal flips while training")
+        prep_box = QGroupBox("Preprocessing")
+        prep = QFormLayout(prep_box)
+        prep.addRow("image size", self.size)
+        prep.addRow("channels", self.channels)
+        prep.addRow("augmentation", self.flip)
+
+        self.count = QLabel("—")
+        font = QFont(self.count.font())
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        self.count.setFont(font)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setPlaceholderText("What was loaded and which files were skipped, with the reason.")
+        self.report.setMaximumHeight(150)
+        self.thumbnails = ImageGrid("Loading a preview…")
+        self.thumbnails.setMinimumSize(360, 300)
+
+        left = QVBoxLayout()
+        left.addWidget(source_box)
+        left.addWidget(prep_box)
+        left.addWidget(QLabel("Images that will be trained on"))
+        left.addWidget(self.count)
+        left.addWidget(QLabel("Load report"))
+        left.addWidget(self.report)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        self.thumbnails_title = QLabel("Preview (an even spread of the set, after preprocessing)")
+        right.addWidget(self.thumbnails_title)
+        right.addWidget(self.thumbnails, 1)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 2)
+        layout.addLayout(right, 3)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(PREVIEW_DELAY_MS)
+        self._timer.timeout.connect(self.refresh)
+        for signal in (self.bundled.toggled, self.size.valueChanged, self.channels.currentIndexChanged,
+                       self.flip.toggled):
+            signal.connect(self._changed)
+        self.path.editingFinished.connect(self._path_edited)
+        self.choose_folder.clicked.connect(self._pick_folder)
+        self.choose_npz.clicked.connect(self._pick_npz)
+        bridge.sig_data_preview.connect(self._show_preview)
+        bridge.sig_data_failed.connect(self._show_failure)
+
+    # -- the configuration -------------------------------------------------------------------------
+    def raw(self) -> dict[str, Any]:
+        source = FASHION_MNIST if self.bundled.isChecked() else self.path.text().strip()
+        return {"source": source, "size": self.size.value(), "channels": self.channels.currentData(),
+                "flip": self.flip.isChecked()}
+
+    def set_config(self, config: dict[str, Any], refresh: bool = True) -> None:
+        widgets = (self.bundled, self.custom, self.path, self.size, self.channels, self.flip)
+        for widget in widgets:
+            widget.blockSignals(True)
+        source = str(config.get("source", FASHION_MNIST))
+        self.bundled.setChecked(source == FASHION_MNIST)
+        self.custom.setChecked(source != FASHION_MNIST)
+        self.path.setText("" if source == FASHION_MNIST else source)
+        self.size.setValue(int(config.get("size", 28)))
+        self.channels.setCurrentIndex(max(0, self.channels.findData(int(config.get("channels", 1)))))
+        self.flip.setChecked(bool(config.get("flip", False)))
+        for widget in widgets:
+            widget.blockSignals(False)
+        if refresh:
+            self.refresh()
+
+    def set_source(self, source: str) -> None:
+        self.set_config({**self.raw(), "source": source})
+        self.sig_changed.emit()
+
+    def set_read_only(self, read_only: bool) -> None:
+        for widget in (self.bundled, self.custom, self.path, self.choose_folder, self.choose_npz, self.size,
+                       self.channels, self.flip):
+            widget.setEnabled(not read_only)
+        self.setAcceptDrops(not read_only)
+
+    # -- previews ------------------------------------------------------------------------------------
+    def _changed(self, *_args) -> None:
+        self.sig_changed.emit()
+        self._timer.start()
+
+    def _path_edited(self) -> None:
+        if self.path.text().strip():
+            self.custom.setChecked(True)
+        self._changed()
+
+    def refresh(self) -> None:
+        self._timer.stop()
+        raw = self.raw()
+        if not raw["source"]:
+            self._show_failure("choose a folder of images or an .npz file (or the bundled Fashion-MNIST)", False)
+            return
+        self.count.setText("loading…")
+        self.bridge.preview_data(raw, THUMBNAILS)
+
+    def _show_preview(self, preview: DataPreview) -> None:
+        if preview.config != self.raw():
+            return  # an older request; the newer one is on its way
+        self.preview, self.error = preview, ""
+        images = preview.images
+        if preview.config.get("flip"):  # show the augmentation: every other picture mirrored
+            images = images.copy()
+            images[1::2] = images[1::2, :, ::-1]
+        self.thumbnails.set_images(np.ascontiguousarray(images), columns=8)
+        self.count.setText(f"{preview.count:,} images")
+        classes = f"\nClasses: {', '.join(preview.class_names)}" if preview.class_names else ""
+        self.report.setPlainText(preview.report + classes)
+
+    def _show_failure(self, message: str, announce: bool = True) -> None:
+        self.preview, self.error = None, message
+        self.count.setText("no usable images")
+        self.report.setPlainText(message)
+        self.thumbnails.clear("Nothing to show: " + message)
+        if announce:
+            self.sig_error.emit(message)
+
+    # -- choosing a source: dialogs and drag-and-drop ---------------------------------------------
+    def ask_folder(self) -> str:
+        return QFileDialog.getExistingDirectory(self, "Choose a folder of images")
+
+    def ask_npz(self) -> str:
+        return QFileDialog.getOpenFileName(self, "Choose an .npz of uint8 images", "", "NumPy archives (*.npz)")[0]
+
+    def _pick_folder(self) -> None:
+        chosen = self.ask_folder()
+        if chosen:
+            self.set_source(chosen)
+
+    def _pick_npz(self) -> None:
+        chosen = self.ask_npz()
+        if chosen:
+            self.set_source(chosen)
+
+    @staticmethod
+    def _dropped_path(event) -> str | None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        local = [Path(url.toLocalFile()) for url in urls if url.isLocalFile()]
+        usable = [p for p in local if p.is_dir() or p.suffix.lower() == ".npz"]
+        return str(usable[0]) if usable else None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_path(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self._dropped_path(event)
+        if path:
+            self.set_source(path)
+            event.acceptProposedAction()

@@ -1,0 +1,246 @@
+"""Metrics page: an evaluation in the background with progress and cancel; a table and a bar chart
+of FD / KID / precision / recall per member and fusion; FD over checkpoints as the run goes on."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from gui.bridge import EngineBridge, EvalResult
+from gui.theme import THEME
+
+COLUMNS = (("fd", "FD ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"), ("recall", "recall ↑"),
+           ("density", "density ↑"), ("coverage", "coverage ↑"), ("fd_ratio", "FD / floor ↓"),
+           ("samples_per_s", "samples/s"))
+CHART_METRICS = (("fd", "FD (lower is better)"), ("kid", "KID (lower is better)"),
+                 ("precision", "precision (higher is better)"), ("recall", "recall (higher is better)"))
+
+
+def _format(value: Any) -> str:
+    if not isinstance(value, (int, float)) or not np.isfinite(value):
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+class MetricsPage(QWidget):
+    sig_error = Signal(str)
+
+    def __init__(self, bridge: EngineBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bridge = bridge
+        self.run: str | None = None
+        self.report: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.running = False
+
+        self.n = QSpinBox()
+        self.n.setRange(10, 100_000)
+        self.n.setValue(1000)
+        self.n.setPrefix("n = ")
+        self.n.setToolTip("images sampled per member and per fusion")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("measure every member and fusion on the latest checkpoint (F5)")
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel("Evaluate the latest checkpoint against held-out images.")
+        top = QHBoxLayout()
+        for widget in (self.n, self.seed, self.evaluate_button, self.cancel_button):
+            top.addWidget(widget)
+        top.addWidget(self.progress, 1)
+
+        self.table = QTableWidget(0, len(COLUMNS) + 1)
+        self.table.setHorizontalHeaderLabels(["", *[label for _, label in COLUMNS]])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+
+        self.metric = QComboBox()
+        for key, label in CHART_METRICS:
+            self.metric.addItem(label, key)
+        self.bars = pg.PlotWidget()
+        self.bars.getPlotItem().setMenuEnabled(False)
+        self.bars.setMinimumHeight(200)
+        self.fd_history = pg.PlotWidget()
+        self.fd_history.getPlotItem().setMenuEnabled(False)
+        self.fd_history.getPlotItem().setLabel("bottom", "step")
+        self.fd_history.getPlotItem().setLabel("left", "FD")
+        self.fd_history.setMinimumHeight(200)
+        self._history_legend = self.fd_history.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+
+        chart_column = QVBoxLayout()
+        chart_head = QHBoxLayout()
+        chart_head.addWidget(QLabel("Bar chart of"))
+        chart_head.addWidget(self.metric, 1)
+        chart_column.addLayout(chart_head)
+        chart_column.addWidget(self.bars, 1)
+        chart_widget = QWidget()
+        chart_widget.setLayout(chart_column)
+        history_column = QVBoxLayout()
+        history_column.addWidget(QLabel("FD over checkpoints (each evaluation adds a point)"))
+        history_column.addWidget(self.fd_history, 1)
+        history_widget = QWidget()
+        history_widget.setLayout(history_column)
+        charts = QSplitter(Qt.Orientation.Horizontal)
+        charts.addWidget(chart_widget)
+        charts.addWidget(history_widget)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.table, 2)
+        layout.addWidget(self.summary)
+        layout.addWidget(charts, 3)
+
+        self.evaluate_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.metric.currentIndexChanged.connect(lambda _i: self._draw_bars())
+        bridge.sig_eval_progress.connect(self._progress)
+        bridge.sig_eval_ready.connect(self._ready)
+        bridge.sig_eval_failed.connect(self._failed)
+        bridge.sig_eval_cancelled.connect(self._cancelled)
+        THEME.sig_changed.connect(self.restyle)
+        self.restyle()
+        self._set_running(False)
+
+    def restyle(self) -> None:
+        for plot in (self.bars, self.fd_history):
+            plot.setBackground(THEME.plot_background)
+            for axis in ("bottom", "left"):
+                plot.getPlotItem().getAxis(axis).setPen(pg.mkPen(THEME.plot_foreground, width=1))
+                plot.getPlotItem().getAxis(axis).setTextPen(pg.mkPen(THEME.plot_foreground, width=1))
+        self._history_legend.setLabelTextColor(THEME.plot_foreground)
+        self._draw_bars()
+        self._draw_history()
+
+    # -- the run ----------------------------------------------------------------------------------------
+    def set_run(self, run: str | None, history: list[dict[str, Any]] | None = None) -> None:
+        self.run = run
+        self.history = list(history or [])
+        self.report = self.history[-1] if self.history else None
+        self._fill_table()
+        self._draw_bars()
+        self._draw_history()
+        self._set_running(False)
+
+    # -- running -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.run is None or self.running:
+            return
+        self._set_running(True)
+        self.progress.setValue(0)
+        self.progress_label.setText("Starting the evaluation…")
+        self.bridge.evaluate(self.run, self.n.value(), None, self.seed.value())
+
+    def cancel(self) -> None:
+        if self.running:
+            self.progress_label.setText("Cancelling…")
+            self.bridge.cancel_evaluation()
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self.evaluate_button.setEnabled(not running and self.run is not None)
+        self.cancel_button.setEnabled(running)
+        self.n.setEnabled(not running)
+        self.seed.setEnabled(not running)
+
+    def _progress(self, label: str, fraction: float) -> None:
+        self.progress.setValue(int(round(fraction * 1000)))
+        self.progress_label.setText(f"Evaluating: {label} ({fraction:.0%})")
+
+    def _ready(self, result: EvalResult) -> None:
+        self._set_running(False)
+        self.progress.setValue(1000)
+        self.report = result.report
+        self.history = [r for r in self.history if r.get("step") != result.report.get("step")
+                        or r.get("n") != result.report.get("n")] + [result.report]
+        self.history.sort(key=lambda r: r.get("step", 0))
+        self.progress_label.setText(f"Done: step {result.report.get('step', 0):,}, n = {result.report.get('n')}. "
+                                    f"Saved to {result.path}")
+        self._fill_table()
+        self._draw_bars()
+        self._draw_history()
+
+    def _failed(self, message: str) -> None:
+        self._set_running(False)
+        self.progress.setValue(0)
+        self.progress_label.setText(f"Evaluation failed: {message}")
+        self.sig_error.emit(message)
+
+    def _cancelled(self) -> None:
+        self._set_running(False)
+        self.progress.setValue(0)
+        self.progress_label.setText("Evaluation cancelled; nothing was saved.")
+
+    # -- drawing -------------------------------------------------------------------------------------------
+    def rows(self) -> list[tuple[str, str, dict[str, Any]]]:
+        if not self.report:
+            return []
+        return ([("member", name, row) for name, row in self.report.get("members", {}).items()]
+                + [("fusion", name, row) for name, row in self.report.get("fusions", {}).items()])
+
+    def _fill_table(self) -> None:
+        rows = self.rows()
+        self.table.setRowCount(len(rows))
+        for r, (kind, name, values) in enumerate(rows):
+            label = QTableWidgetItem(name if kind == "member" else f"{name} (fusion)")
+            self.table.setItem(r, 0, label)
+            for c, (key, _) in enumerate(COLUMNS, start=1):
+                item = QTableWidgetItem(_format(values.get(key)))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        if self.report:
+            floor = self.report.get("floor", {}).get("fd")
+            skipped = self.report.get("skipped") or {}
+            text = f"Step {self.report.get('step', 0):,}, n = {self.report.get('n')}, floor FD = {_format(floor)}."
+            if rows:
+                best = min(rows, key=lambda row: row[2].get("fd", np.inf))
+                text += f" Lowest FD: {best[1]} ({_format(best[2].get('fd'))})."
+            if skipped:
+                text += " Skipped: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
+            self.summary.setText(text)
+        else:
+            self.summary.setText("No evaluation yet for this run.")
+
+    def _draw_bars(self) -> None:
+        plot = self.bars.getPlotItem()
+        plot.clear()
+        rows = self.rows()
+        key = self.metric.currentData()
+        plot.setLabel("left", self.metric.currentText())
+        if not rows:
+            return
+        heights = [float(values.get(key, np.nan)) for _, _, values in rows]
+        brushes = [pg.mkBrush(THEME.pen_color(0 if kind == "member" else 1)) for kind, _, _ in rows]
+        xs = np.arange(len(rows))
+        plot.addItem(pg.BarGraphItem(x=xs, height=np.nan_to_num(heights), width=0.7, brushes=brushes,
+                                     pen=pg.mkPen(THEME.plot_foreground, width=1)))
+        plot.getAxis("bottom").setTicks([[(i, name) for i, (_, name, _) in enumerate(rows)]])
+
+    def _draw_history(self) -> None:
+        plot = self.fd_history.getPlotItem()
+        plot.clear()
+        self._history_legend.clear()
+        series: dict[str, list[tuple[int, float]]] = {}
+        for report in self.history:
+            step = report.get("step", 0)
+            for table in ("members", "fusions"):
+                for name, row in (report.get(table) or {}).items():
+                    if isinstance(row, dict) and isinstance(row.get("fd"), (int, float)):
+                        series.setdefault(name, []).append((step, float(row["fd"])))
+        for index, (name, points) in enumerate(series.items()):
+            points.sort()
+            color = THEME.pen_color(index)
+            plot.plot([p[0] for p in points], [p[1] for p in points], name=name, pen=pg.mkPen(color, width=1),
+                      symbol="o", symbolSize=6, symbolBrush=color, symbolPen=None)

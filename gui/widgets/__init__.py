@@ -1,0 +1,1 @@
+"""Reusable studio widgets: one file each."""
