@@ -567,7 +567,7 @@ def _evaluate(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None,
     report = evaluate(session, n, fusions=fusions, seed=seed, progress=ctx.progress, should_stop=ctx.should_stop)
     document = report.to_json()
     folder = RunFolder.open(Path(run)).path / "eval"
-    path = folder / f"gui-step-{report.step:07d}-n{n}.json"
+    path = folder / f"step-{report.step:07d}-n{n}.json"  # the CLI's name too
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(".json.tmp")

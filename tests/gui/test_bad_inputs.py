@@ -1,0 +1,101 @@
+"""Bad input through the window: a message that says what to do, and the window keeps working."""
+from __future__ import annotations
+
+from tests.gui.conftest import configure_tiny_run
+
+LONG = 60_000
+
+
+def test_empty_and_broken_folders_are_reported_and_training_is_refused(qtbot, tmp_path, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    window.show()
+    data = window.data_page
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    data.set_source(str(empty))
+    qtbot.waitUntil(lambda: "No images" in data.report.toPlainText(), timeout=LONG)
+    assert data.count.text() == "no usable images" and data.thumbnails.count == 0
+    window.start_training()
+    assert not window.bridge.training
+    assert window.last_message.startswith("Cannot start training: the data cannot be used: No images")
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "cat.png").write_bytes(b"<html>not a picture</html>")
+    (broken / "dog.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    (broken / "empty.webp").write_bytes(b"")
+    data.set_source(str(broken))
+    qtbot.waitUntil(lambda: "could be read" in data.report.toPlainText(), timeout=LONG)
+    report = data.report.toPlainText()
+    assert "cat.png" in report and "zero-byte file" in report
+
+    # The window still works: a good source loads.
+    data.set_source(str(tiny_npz))
+    qtbot.waitUntil(lambda: data.count.text() == "96 images", timeout=LONG)
+    assert data.error == "" and data.thumbnails.count == 48
+    window.close()
+
+
+def test_learning_rate_of_zero_or_text_is_refused_with_the_reason(qtbot, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    configure_tiny_run(window, tiny_npz, members=("dcgan",))
+    editor = window.members_page.editors["dcgan"]
+
+    for typed, reason in (("0", "lr must be > 0.0, got '0'"), ("fast", "lr must be a number, got 'fast'")):
+        editor.lr.setText(typed)
+        editor.lr.editingFinished.emit()
+        assert not editor.valid
+        assert editor.error_label.isVisibleTo(editor) and reason in editor.error_label.text()
+        assert "d9534f" in editor.lr.styleSheet()  # the refused field is marked
+        window.start_training()
+        assert not window.bridge.training
+        assert reason in window.last_message
+        assert window.tabs.currentWidget() is window.members_page
+
+    editor.lr.setText("1e-3")
+    editor.batch_size.setText("12.5")
+    editor.batch_size.editingFinished.emit()
+    assert "batch_size must be an integer" in editor.error_label.text()
+    assert "d9534f" in editor.batch_size.styleSheet() and editor.lr.styleSheet() == ""
+
+    editor.batch_size.setText("16")
+    editor.batch_size.editingFinished.emit()
+    assert editor.valid and not editor.error_label.isVisibleTo(editor) and editor.lr.styleSheet() == ""
+    assert window.members_page.validate_all()[0]["optim"]["lr"] == 0.001
+    window.close()
+
+
+def test_a_folder_that_is_not_a_run_gives_a_message(qtbot, tmp_path, monkeypatch):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    not_a_run = tmp_path / "holiday-photos"
+    not_a_run.mkdir()
+    monkeypatch.setattr(window, "ask_run_folder", lambda: str(not_a_run))
+    with qtbot.waitSignal(window.bridge.sig_run_failed, timeout=LONG):
+        window.open_action.trigger()
+    assert window.last_message == f"Cannot open the run: {not_a_run} is not a Chorus run folder (no run.json)"
+    assert window.run_path is None
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{ not json")
+    with qtbot.waitSignal(window.bridge.sig_run_failed, timeout=LONG):
+        window.open_run(damaged)
+    assert "run.json is damaged" in window.last_message
+
+    window.open_run(tmp_path / "gone")
+    assert "does not exist" in window.last_message
+
+    # Still a working window: the members page validates, pages switch.
+    window.tabs.setCurrentWidget(window.training_page)
+    assert window.members_page.validate_all()
+    window.close()

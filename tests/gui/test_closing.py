@@ -1,0 +1,61 @@
+"""Closing the window during training asks, then stops, saves a checkpoint and ends everything fast."""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+from tests.gui.conftest import configure_tiny_run
+
+LONG = 60_000
+
+
+def start_tiny_training(qtbot, window, source):
+    configure_tiny_run(window, source, checkpoint_every=10**6)
+    with qtbot.waitSignal(window.bridge.sig_training_started, timeout=LONG):
+        window.start_training()
+    qtbot.waitUntil(lambda: window.training_page.step >= 3, timeout=LONG)
+
+
+def test_closing_during_training_saves_and_stops_in_under_two_seconds(qtbot, tiny_npz, monkeypatch):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    window.show()
+    start_tiny_training(qtbot, window, tiny_npz)
+
+    asked = []
+    monkeypatch.setattr(window, "ask_stop_training", lambda: asked.append(1) or False)
+    window.close()  # "no": the window stays and training goes on
+    assert asked and window.isVisible() and window.bridge.training
+
+    monkeypatch.setattr(window, "ask_stop_training", lambda: True)
+    finished = []
+    window.bridge.sig_training_finished.connect(lambda step, reason: finished.append((step, reason)))
+    started = time.monotonic()
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+    seconds = time.monotonic() - started
+    assert seconds < 2.0, f"closing took {seconds:.2f} s"
+    assert not multiprocessing.active_children()
+    assert not window.bridge._jobs.isRunning()
+    step, reason = finished[0]
+    assert reason == "stopped" and step >= 3
+    assert (Path(window.run_path) / "checkpoints" / f"step-{step:07d}" / "state.json").is_file()
+
+
+def test_stop_while_paused_saves_and_ends(qtbot, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    start_tiny_training(qtbot, window, tiny_npz)
+    with qtbot.waitSignal(window.bridge.sig_paused, timeout=LONG) as paused:
+        window.toggle_pause()
+    with qtbot.waitSignal(window.bridge.sig_training_ended, timeout=LONG):
+        window.stop_training()
+    step = paused.args[0]
+    assert (Path(window.run_path) / "checkpoints" / f"step-{step:07d}").is_dir()
+    assert window.training_page.state_name == "idle" and window.training_page.start_button.isEnabled()
+    window.close()
