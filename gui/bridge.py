@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.config import OPTIMIZERS, Param  # noqa: F401 - re-exported for the pages
 from engine.errors import UserError
+from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
 from engine.training.child import (ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob,
                                    run_child)
 from engine.training.events import CheckpointSaved, Finished, MemberFailed, PreviewReady, StepLogged
@@ -112,8 +113,6 @@ def validate_fusion(name: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def tile(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    from engine.store.images import grid
-
     return grid(images, columns)
 
 
