@@ -57,6 +57,25 @@ def build_parser() -> Parser:
     sample.add_argument("--out", type=Path)
     sample.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
     sample.add_argument("--from-png", type=Path, help="repeat the sampling recorded in an exported PNG")
+
+    evaluate = sub.add_parser("evaluate", help="measure every member and fusion (FD, KID, PRDC)")
+    evaluate.add_argument("run", type=Path)
+    evaluate.add_argument("--n", type=_int, default=2000, help="samples per member and fusion")
+    evaluate.add_argument("--seed", type=_int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    evaluate.add_argument("--fusions", help="comma-separated strategies (default: all)")
+    evaluate.add_argument("--features", choices=["judge", "inception"], default="judge")
+    evaluate.add_argument("--inception-weights", type=Path, help="local torchvision inception_v3 weights")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    evaluate.add_argument("--judge-steps", type=_int, default=1500,
+                          help="training steps of the evaluation judge (fixed seed, cached per dataset)")
+
+    bench = sub.add_parser("bench", help="benchmarks: quality, speed or ui")
+    bench.add_argument("kind", choices=["quality", "speed", "ui"])
+    bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
+    bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
+    bench.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    bench.add_argument("--out", type=Path, help="where to write the JSON (default: bench-<kind>.json)")
     return parser
 
 
@@ -190,4 +209,50 @@ def _params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "sample": cmd_sample}
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.evaluation import default_fusions, evaluate
+    from engine.metrics.features import JudgeRecipe
+    from engine.report import eval_table
+    from engine.session import Session
+
+    session = Session.open(args.run, args.device)
+    if session.checkpoint is None:
+        raise UserError(f"run {args.run} has no checkpoint yet; train it first")
+    plan = None
+    if args.fusions:
+        known = default_fusions()
+        plan = {}
+        for label in (f.strip() for f in args.fusions.split(",") if f.strip()):
+            plan[label] = known.get(label, (label, {}))
+    quiet = args.json
+    if not 1 <= args.judge_steps <= 1_000_000:
+        raise UserError(f"--judge-steps must be between 1 and 1000000, got {args.judge_steps}")
+    report = evaluate(session, args.n, plan, args.seed, features=args.features,
+                      judge_recipe=JudgeRecipe(steps=args.judge_steps),
+                      inception_weights=args.inception_weights,
+                      progress=None if quiet else (lambda label, f: print(f"  {f:4.0%} {label}", file=sys.stderr)))
+    document = report.to_json()
+    out = session.run.path / "eval" / f"step-{session.step:07d}-n{args.n}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    print(json.dumps(document) if args.json else eval_table(report))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "ui": "gui.bench_ui"}[args.kind]
+    try:
+        bench = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            raise UserError(f"bench {args.kind} is not available in this build") from None
+        raise
+    return bench.main(args)
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "sample": cmd_sample, "evaluate": cmd_evaluate,
+            "bench": cmd_bench}

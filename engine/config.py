@@ -227,6 +227,8 @@ class Param:
     def validate(self, value: Any, where: str) -> Any:
         label = f"{where} {self.name}"
         if self.per_member:
+            if isinstance(value, str) and value.strip().lower() in (self.choices or ()):
+                return value.strip().lower()  # a named mode such as "auto"
             return parse_member_numbers(value, label, self.low, self.high)
         if self.choices is not None:
             _check(value in self.choices,

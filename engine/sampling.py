@@ -54,9 +54,11 @@ def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[
         return member.sample(request.n, generator), (member.name,) * request.n, {}
     from engine.fusion.registry import fusion
 
+    from engine.evaluation import lazy_context
+
     strategy = fusion(request.fusion)
     params = strategy.validate(request.params)
-    fused = strategy.fuse(session.members, request.n, generator, **params)
+    fused = strategy.fuse(session.members, request.n, generator, context=lazy_context(session), **params)
     return fused.images, fused.provenance, params
 
 

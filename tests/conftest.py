@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the evaluation judge and feature caches go to a throw-away folder, never the user's cache
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="chorus-test-cache-")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 TINY_PARAMS = {

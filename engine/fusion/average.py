@@ -6,7 +6,7 @@ from typing import Any, Mapping
 import torch
 
 from engine.config import Param
-from engine.fusion.base import FusedBatch, Fusion, generators_of, normalised_weights, seeded_copy
+from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, normalised_weights, seeded_copy
 from engine.members.base import Member
 
 
@@ -24,7 +24,8 @@ class Average(Fusion):
     name = "average"
     title = "Pixel average"
 
-    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, **params: Any) -> FusedBatch:
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
+             context: FusionContext | None = None, **params: Any) -> FusedBatch:
         return pixel_mean(members, n, generator, None)
 
 
@@ -33,5 +34,6 @@ class WeightedAverage(Fusion):
     title = "Weighted pixel average"
     params = (Param("weights", None, 0.0, 100.0, per_member=True, help="weight per member, e.g. dcgan:2,vae:1"),)
 
-    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, **params: Any) -> FusedBatch:
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
+             context: FusionContext | None = None, **params: Any) -> FusedBatch:
         return pixel_mean(members, n, generator, params.get("weights"))

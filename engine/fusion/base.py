@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
+import numpy as np
 import torch
 
 from engine.config import Param
@@ -16,6 +17,37 @@ from engine.members.base import Member
 class FusedBatch:
     images: torch.Tensor              # (n, C, H, W) in [-1, 1]
     provenance: tuple[str, ...]       # per image: "dcgan", "average(dcgan,vae)", "refine(vae)"…
+
+
+class FusionContext:
+    """What some strategies need beyond the members; callers fill what they can, lazily.
+
+    ``features``: the evaluation feature space (images → (n, D) float64); ``fit_reference``:
+    features of held-out *training* images (never the test split) to fit weights against;
+    ``checkpoints``: earlier checkpoint folders of the run, oldest first (for weight soups).
+    """
+
+    def __init__(self, features: Callable[[torch.Tensor], np.ndarray] | None = None,
+                 fit_reference: Callable[[], np.ndarray] | np.ndarray | None = None,
+                 checkpoints: list | None = None, fit_samples: int = 2000):
+        self.fit_samples = fit_samples  # samples per member when fitting weights
+        self._features = features
+        self._fit_reference = fit_reference
+        self.checkpoints = checkpoints or []
+
+    @property
+    def features(self) -> Callable[[torch.Tensor], np.ndarray]:
+        if self._features is None:
+            raise UserError("this fusion needs the evaluation features, which are not available here")
+        return self._features
+
+    @property
+    def fit_reference(self) -> np.ndarray:
+        if self._fit_reference is None:
+            raise UserError("fitting weights needs held-out training images, which are not available here")
+        if callable(self._fit_reference):
+            self._fit_reference = self._fit_reference()
+        return self._fit_reference
 
 
 class Fusion(ABC):
@@ -34,8 +66,9 @@ class Fusion(ABC):
                 for p in self.params}
 
     @abstractmethod
-    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, **params: Any) -> FusedBatch:
-        """``n`` fused images; the same generator state gives the same images."""
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
+             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+        """``n`` fused images; the same generator state (and context) gives the same images."""
 
 
 def _from_text(value: Any, param: Param) -> Any:

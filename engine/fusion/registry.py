@@ -5,8 +5,11 @@ from engine.errors import UserError
 from engine.fusion.average import Average, WeightedAverage
 from engine.fusion.base import Fusion
 from engine.fusion.mixture import Mixture
+from engine.fusion.refine import Refine
+from engine.fusion.soup import Soup
+from engine.fusion.vote import Vote
 
-FUSIONS: dict[str, type[Fusion]] = {cls.name: cls for cls in (Average, WeightedAverage, Mixture)}
+FUSIONS: dict[str, type[Fusion]] = {cls.name: cls for cls in (Average, WeightedAverage, Mixture, Vote, Refine, Soup)}
 
 
 def fusion(name: str) -> Fusion:

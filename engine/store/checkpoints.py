@@ -104,6 +104,24 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any
     return meta, states
 
 
+def load_member_state(path: Path, name: str) -> dict[str, Any]:
+    """One member's nested state from a checkpoint folder, without reading the others' tensors."""
+    try:
+        meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        skeleton = meta["members"][name]
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {path} has no state.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"checkpoint {path}/state.json has no usable state for {name!r}: {exc!r}") from None
+    file = path / f"{name}.safetensors"
+    try:
+        return join_state(load_file(str(file)), skeleton)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint file missing: {file}") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint file {file} is damaged: {exc}") from None
+
+
 def tensor_only(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The flat tensors of a state, e.g. to average weights across checkpoints."""
     return split_state(state)[0]

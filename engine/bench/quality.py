@@ -1,0 +1,86 @@
+"""`bench quality`: does fusion beat the best single member? (ARCHITECTURE.md, "Measuring quality")
+
+Fashion-MNIST; every member trains the same number of optimizer steps; the evaluation judge
+(fixed seed, cached) supplies the features; the reference is the 10,000 test images. Prints a
+Markdown table and writes JSON. ``--quick`` only checks that the pipeline works.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.config import RunConfig
+from engine.evaluation import evaluate
+from engine.metrics.features import JudgeRecipe
+from engine.report import eval_table
+from engine.session import Session
+
+
+@dataclass(frozen=True)
+class Budget:
+    steps: int
+    n: int
+    judge_steps: int
+    fit_samples: int
+
+
+FULL = Budget(steps=2000, n=10_000, judge_steps=1500, fit_samples=2000)
+QUICK = Budget(steps=20, n=400, judge_steps=60, fit_samples=200)
+
+
+def bench_config(budget: Budget, device: str) -> RunConfig:
+    return RunConfig.from_dict({
+        "data": {"source": "fashion-mnist", "size": 28, "channels": 1},
+        "members": [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")],
+        "train": {"steps": budget.steps, "seed": 0, "device": device, "log_every": 50,
+                  "checkpoint_every": max(1, budget.steps // 4), "keep_checkpoints": 4,
+                  "preview_every": max(1, budget.steps)},
+    })
+
+
+def main(args) -> int:
+    budget = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    if args.run:
+        session = Session.open(args.run, args.device)
+        train_seconds = 0.0
+    else:
+        out = Path("runs") / f"bench-quality-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}"
+        session = Session.create(bench_config(budget, args.device), out)
+        print(f"training dcgan, vae, diffusion, judge for {budget.steps} steps each into {out}", file=sys.stderr)
+        session.train(budget.steps)
+        train_seconds = time.perf_counter() - started
+    eval_started = time.perf_counter()
+    report = evaluate(session, budget.n, judge_recipe=JudgeRecipe(steps=budget.judge_steps),
+                      fit_samples=budget.fit_samples,
+                      progress=lambda label, fraction: print(f"  {fraction:4.0%} {label}", file=sys.stderr))
+    eval_seconds = time.perf_counter() - eval_started
+    best_member, member_row = report.best_member()
+    best_fusion, fusion_row = report.best_fusion()
+    summary = {
+        "best_member": best_member, "best_member_fd": member_row.fd, "best_member_recall": member_row.recall,
+        "best_fusion": best_fusion, "best_fusion_fd": fusion_row.fd, "best_fusion_recall": fusion_row.recall,
+        "fd_ratio_fusion_to_member": fusion_row.fd / member_row.fd,
+        "recall_delta": fusion_row.recall - member_row.recall,
+        "target_met": fusion_row.fd <= 0.70 * member_row.fd and fusion_row.recall >= member_row.recall - 0.05,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "total_seconds": time.perf_counter() - started, "quick": bool(args.quick), "steps": session.step,
+        "run": str(session.run.path), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "threads": torch.get_num_threads(), "device": str(session.device),
+    }
+    print(eval_table(report))
+    print(f"\nbest member: {best_member} FD {member_row.fd:.2f} (recall {member_row.recall:.3f}); "
+          f"best fusion: {best_fusion} FD {fusion_row.fd:.2f} (recall {fusion_row.recall:.3f}); "
+          f"ratio {summary['fd_ratio_fusion_to_member']:.3f}; target (≤ 0.70, recall ≥ −0.05) "
+          f"{'met' if summary['target_met'] else 'not met'}")
+    print(f"time: train {train_seconds:.0f} s, evaluate {eval_seconds:.0f} s, total {summary['total_seconds']:.0f} s")
+    out_json = Path(args.out or "bench-quality.json")
+    out_json.write_text(json.dumps({"summary": summary, "report": report.to_json()}, indent=1), encoding="utf-8")
+    print(f"wrote {out_json}", file=sys.stderr)
+    return 0

@@ -1,0 +1,217 @@
+"""Evaluate a run: every member and every fusion against reference images, in one feature space.
+
+FD, KID (± its spread over subsets), precision / recall / density / coverage (k = 5), FD divided
+by the floor (FD of real training images against the same reference), and samples per second.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from engine.data.sources import FASHION_MNIST, LoadedData, load_data
+from engine.errors import UserError
+from engine.fusion.base import FusionContext
+from engine.fusion.registry import fusion as make_fusion
+from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, cache_dir,
+                                     reference_images, reference_judge)
+from engine.metrics.frechet import frechet_distance
+from engine.metrics.kid import kernel_inception_distance
+from engine.metrics.prdc import prdc
+
+FIT_HOLDOUT = 5000
+Progress = Callable[[str, float], None]
+
+
+class EvaluationCancelled(Exception):
+    """The caller's should_stop() said stop; nothing was written."""
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    fd: float
+    kid: float
+    kid_std: float
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+    fd_ratio: float
+    samples_per_s: float
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    members: dict[str, MetricRow]
+    fusions: dict[str, MetricRow]
+    floor_fd: float
+    n: int
+    step: int
+    features: str = "judge"
+    reference: str = ""
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        rows = lambda table: {name: dataclasses.asdict(row) for name, row in table.items()}  # noqa: E731
+        return {"members": rows(self.members), "fusions": rows(self.fusions), "floor": {"fd": self.floor_fd},
+                "n": self.n, "step": self.step, "features": self.features, "reference": self.reference,
+                "params": self.params, "skipped": self.skipped}
+
+    def best_member(self) -> tuple[str, MetricRow]:
+        return min(self.members.items(), key=lambda item: item[1].fd)
+
+    def best_fusion(self) -> tuple[str, MetricRow]:
+        return min(self.fusions.items(), key=lambda item: item[1].fd)
+
+
+def default_fusions() -> dict[str, tuple[str, dict[str, Any]]]:
+    """label → (strategy, params). weighted-average gets weights ∝ 1/FD of each member (filled in later)."""
+    return {
+        "average": ("average", {}),
+        "weighted-average": ("weighted-average", {"weights": "inverse-fd"}),
+        "mixture": ("mixture", {"weights": "auto"}),
+        "vote": ("vote", {"k": 4}),
+        "vote-quotas": ("vote", {"k": 4, "quotas": True}),
+        "refine": ("refine", {}),
+        "soup": ("soup", {}),
+    }
+
+
+class Evaluator:
+    """Holds the feature space and reference features so repeated evaluations reuse them."""
+
+    def __init__(self, data: LoadedData, data_config, device: torch.device, features: str = "judge",
+                 inception_weights: Path | None = None, judge_recipe: JudgeRecipe = JudgeRecipe(),
+                 progress: Progress | None = None):
+        self.device = device
+        self.progress = progress or (lambda label, fraction: None)
+        if features == "inception":
+            if inception_weights is None:
+                raise UserError("--features inception needs --inception-weights PATH (a local file; "
+                                "Chorus never downloads weights)")
+            extractor = InceptionFeatures(inception_weights, device)
+        elif features == "judge":
+            judge = reference_judge(data, device, judge_recipe, progress=lambda f: self.progress("judge", f))
+            extractor = JudgeFeatures(judge)
+        else:
+            raise UserError(f"unknown feature space {features!r}; use judge or inception")
+        self.extract = extractor
+        self.cache = FeatureCache(extractor, cache_dir() / "features")
+        ref_images, ref_key, self.reference_name = reference_images(data_config, data)
+        self.reference = self.cache.of_uint8(ref_key, ref_images, device)
+        self.data = data
+        self.data_config = data_config
+
+    def floor(self, n: int) -> float:
+        """FD of real training images against the reference: the best any generator could score."""
+        if self.data_config.source == FASHION_MNIST:
+            picks = np.sort(np.random.default_rng(1).permutation(len(self.data.images))[:n])
+            real = self.cache.of_uint8(f"{self.data.fingerprint}-floor{n}", self.data.images[picks], self.device)
+            return frechet_distance(real, self.reference)
+        half = len(self.reference) // 2
+        return frechet_distance(self.reference[:half], self.reference[half:])
+
+    def fit_reference(self) -> np.ndarray:
+        """Held-out training images for fitting fusion weights (never the test split)."""
+        picks = np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
+        return self.cache.of_uint8(f"{self.data.fingerprint}-fit{FIT_HOLDOUT}", self.data.images[picks], self.device)
+
+    def row(self, images: torch.Tensor, seconds: float, floor: float) -> MetricRow:
+        fake = np.concatenate([self.extract(part) for part in images.split(1000)])
+        fd = frechet_distance(fake, self.reference)
+        kid = kernel_inception_distance(self.reference, fake, subsets=100, subset_size=min(1000, len(fake)))
+        scores = prdc(self.reference, fake, k=5)
+        return MetricRow(fd=fd, kid=kid.mean, kid_std=kid.std, precision=scores["precision"],
+                         recall=scores["recall"], density=scores["density"], coverage=scores["coverage"],
+                         fd_ratio=fd / floor if floor > 0 else float("inf"),
+                         samples_per_s=len(images) / seconds if seconds > 0 else float("inf"))
+
+
+def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int = 0,
+             progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+             features: str = "judge", inception_weights: Path | None = None,
+             evaluator: Evaluator | None = None, judge_recipe: JudgeRecipe = JudgeRecipe(),
+             fit_samples: int = 2000) -> EvalReport:
+    """Measure every sampling member and each fusion (default: all of them) on ``n`` samples."""
+    if n < 10:
+        raise UserError(f"--n must be at least 10 to estimate covariances, got {n}")
+    progress = progress or (lambda label, fraction: None)
+    should_stop = should_stop or (lambda: False)
+    data = session.data or load_data(session.config.data)
+    evaluator = evaluator or Evaluator(data, session.config.data, session.device, features, inception_weights,
+                                       judge_recipe, progress)
+    floor = evaluator.floor(n)
+    plan = default_fusions() if fusions is None else {k: _as_plan(k, v) for k, v in fusions.items()}
+    generators = session.generators()
+    jobs = len(generators) + len(plan)
+    members: dict[str, MetricRow] = {}
+    for index, (name, member) in enumerate(generators.items()):
+        _check(should_stop)
+        progress(name, index / jobs)
+        started = time.perf_counter()
+        images = member.sample(n, torch.Generator().manual_seed(seed))
+        members[name] = evaluator.row(images, time.perf_counter() - started, floor)
+    context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
+                            checkpoints=_checkpoints(session), fit_samples=fit_samples)
+    rows, used, skipped = {}, {}, {}
+    for index, (label, (name, params)) in enumerate(plan.items()):
+        _check(should_stop)
+        progress(label, (len(generators) + index) / jobs)
+        if params.get("weights") == "inverse-fd":
+            params = {**params, "weights": {m: 1.0 / max(row.fd, 1e-9) for m, row in members.items()}}
+        strategy = make_fusion(name)
+        try:
+            values = strategy.validate(params)
+            started = time.perf_counter()
+            fused = strategy.fuse(session.members, n, torch.Generator().manual_seed(seed), context=context, **values)
+        except UserError as exc:
+            skipped[label] = str(exc)
+            continue
+        rows[label] = evaluator.row(fused.images, time.perf_counter() - started, floor)
+        used[label] = {"strategy": name, **_jsonable(values)}
+    progress("done", 1.0)
+    return EvalReport(members, rows, floor, n, session.step, evaluator.extract.name, evaluator.reference_name,
+                      used, skipped)
+
+
+def _as_plan(label: str, value: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(value, tuple):
+        return value
+    return label, dict(value or {})
+
+
+def _check(should_stop: Callable[[], bool]) -> None:
+    if should_stop():
+        raise EvaluationCancelled()
+
+
+def _checkpoints(session) -> list[Path]:
+    """The run's checkpoints up to the one the session holds (so a soup can be made again)."""
+    from engine.store.checkpoints import STEP_DIR, list_checkpoints
+
+    return [p for p in list_checkpoints(session.run.checkpoints)
+            if int(STEP_DIR.match(p.name).group(1)) <= session.step]
+
+
+def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionContext:
+    """A fusion context that loads data and the evaluation judge only if a strategy asks for them."""
+    made: list[Evaluator] = []
+
+    def evaluator() -> Evaluator:
+        if not made:
+            data = session.data or load_data(session.config.data)
+            made.append(Evaluator(data, session.config.data, session.device, judge_recipe=judge_recipe))
+        return made[0]
+
+    return FusionContext(features=lambda images: evaluator().extract(images),
+                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=_checkpoints(session))
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}

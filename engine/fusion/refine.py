@@ -1,0 +1,40 @@
+"""Refine: a fast member's images, noised to ``strength``, are denoised by the diffusion member
+(an SDEdit-style cascade: the fast member proposes the layout, the diffusion model the detail)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from engine.config import Param
+from engine.errors import UserError
+from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
+from engine.members.base import Member
+
+SOURCES = ("auto", "dcgan", "vae")
+
+
+class Refine(Fusion):
+    name = "refine"
+    title = "Diffusion refinement"
+    params = (
+        Param("source", "auto", choices=SOURCES, help="the member whose images are refined"),
+        Param("strength", 0.5, 0.02, 1.0, help="noise level added before denoising (1 = from scratch)"),
+        Param("steps", 10, 1, 200, help="Euler steps of the denoiser over [strength, 0]"),
+    )
+
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
+             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+        refiner = next((m for m in members.values() if hasattr(m, "refine")), None)
+        if refiner is None:
+            raise UserError("refine needs a diffusion member in the run")
+        source_name = params.get("source", "auto")
+        candidates = {name: m for name, m in generators_of(members).items() if m is not refiner}
+        if source_name == "auto":
+            source_name = next((name for name in ("dcgan", "vae") if name in candidates), None) or next(iter(candidates), None)
+        if source_name not in candidates:
+            raise UserError(f"refine source {source_name!r} is not a sampling member of this run "
+                            f"(it has: {', '.join(candidates) or 'none besides the diffusion member'})")
+        drafts = candidates[source_name].sample(n, seeded_copy(generator))
+        images = refiner.refine(drafts, float(params.get("strength", 0.5)), int(params.get("steps", 10)), generator)
+        return FusedBatch(images, (f"refine({source_name})",) * n)

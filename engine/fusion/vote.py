@@ -1,0 +1,87 @@
+"""Committee vote / rejection sampling: draw a pool K× larger than asked from all members, let
+every member that can judge realism (discriminator logit, VAE ELBO, judge confidence) rank the
+pool, average the ranks, and keep the best 1/K. Optional quotas keep each member's share of the
+output equal to its share of the pool, protecting diversity (recall) from a greedy committee.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from engine.config import Param
+from engine.errors import UserError
+from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
+from engine.members.base import Member
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def percentile_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """0 for the worst score, 1 for the best (ties broken by position, deterministically)."""
+    order = torch.argsort(scores.double().cpu(), stable=True)
+    ranks = torch.empty(len(scores), dtype=torch.float64)
+    ranks[order] = torch.arange(len(scores), dtype=torch.float64)
+    return ranks / max(1, len(scores) - 1)
+
+
+class Vote(Fusion):
+    name = "vote"
+    title = "Committee vote"
+    params = (
+        Param("k", 4, 1, 32, help="pool size as a multiple of the images asked for; keep the best 1/k"),
+        Param("quotas", False, help="keep each member's share of the output equal to its share of the pool"),
+        Param("voters", None, 0.0, 100.0, per_member=True,
+              help="weight of each member's vote (members without a realism score cannot vote)"),
+    )
+
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
+             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+        k = int(params.get("k", 4))
+        found = generators_of(members)
+        counts = split_evenly(k * n, len(found))
+        pool, owner = [], []
+        for (name, member), count in zip(found.items(), counts):
+            if count:
+                pool.append(member.sample(count, seeded_copy(generator)))
+                owner += [name] * count
+        images = torch.cat(pool)
+        if k == 1:
+            return FusedBatch(images, tuple(owner))
+        combined = self.committee(members, images, params.get("voters"))
+        keep = self.select(combined, owner, list(found), n, bool(params.get("quotas")))
+        return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
+
+    @staticmethod
+    def committee(members: Mapping[str, Member], images: torch.Tensor,
+                  voters: Mapping[str, float] | None) -> torch.Tensor:
+        """Weighted mean of each voter's percentile rank of every pool image."""
+        total, weight_sum = torch.zeros(len(images), dtype=torch.float64), 0.0
+        for name, member in members.items():
+            weight = 1.0 if voters is None else float(voters.get(name, 0.0))
+            if weight <= 0:
+                continue
+            scores = member.score(images)
+            if scores is None:
+                continue
+            total += weight * percentile_ranks(scores)
+            weight_sum += weight
+        if weight_sum == 0:
+            raise UserError("vote needs at least one voting member with a realism score (dcgan, vae or judge)")
+        return total / weight_sum
+
+    @staticmethod
+    def select(combined: torch.Tensor, owner: list[str], names: list[str], n: int, quotas: bool) -> torch.Tensor:
+        """Indices of the kept images, in pool order."""
+        if not quotas:
+            keep = torch.argsort(combined, descending=True, stable=True)[:n]
+            return torch.sort(keep).values
+        kept = []
+        for name, quota in zip(names, split_evenly(n, len(names))):
+            own = torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long)
+            best = torch.argsort(combined[own], descending=True, stable=True)[:quota]
+            kept.append(own[best])
+        return torch.sort(torch.cat(kept)).values

@@ -1,0 +1,29 @@
+"""Plain-text / Markdown tables of evaluation reports (CLI output, docs/quality.md)."""
+from __future__ import annotations
+
+from engine.evaluation import EvalReport, MetricRow
+
+COLUMNS = ("FD", "FD÷floor", "KID×10³", "precision", "recall", "density", "coverage", "samples/s")
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cells(row: MetricRow) -> list[str]:
+    return [f"{row.fd:.2f}", f"{row.fd_ratio:.2f}", f"{1000 * row.kid:.2f} ± {1000 * row.kid_std:.2f}",
+            f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.density:.3f}", f"{row.coverage:.3f}",
+            f"{row.samples_per_s:.0f}"]
+
+
+def eval_table(report: EvalReport) -> str:
+    rows = [[f"member `{name}`", *_cells(row)] for name, row in report.members.items()]
+    rows += [[f"fusion `{name}`", *_cells(row)] for name, row in report.fusions.items()]
+    text = markdown_table(["", *COLUMNS], rows)
+    text += f"\n\nfloor FD (real training images vs {report.reference}): {report.floor_fd:.2f}; n = {report.n}; " \
+            f"step {report.step}; features: {report.features}"
+    for label, reason in report.skipped.items():
+        text += f"\nskipped {label}: {reason}"
+    return text

@@ -1,0 +1,127 @@
+"""vote, refine, soup and fitted mixture weights on a tiny trained run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import UserError
+from engine.fusion.base import FusionContext
+from engine.fusion.mixture import fit_weights, mixture_stats, simplex_grid
+from engine.fusion.registry import FUSIONS, fusion
+from engine.fusion.vote import Vote
+from engine.session import Session
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    from engine.config import RunConfig
+    from tests.conftest import shapes_dataset, tiny_config_dict
+
+    folder = tmp_path_factory.mktemp("strategies")
+    images, labels = shapes_dataset()
+    np.savez(folder / "d.npz", images=images, labels=labels)
+    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=6, checkpoint_every=2))
+    session = Session.create(config, folder / "run")
+    session.train(6)
+    return session
+
+
+def context_of(session):
+    from engine.evaluation import _checkpoints
+
+    features = lambda images: images.flatten(1)[:, ::8].double().numpy()  # noqa: E731 - a cheap stand-in space
+    reference = session.dataset.batch(200, torch.Generator().manual_seed(0)).images
+    return FusionContext(features=features, fit_reference=features(reference), checkpoints=_checkpoints(session))
+
+
+@pytest.mark.parametrize("name,params", [
+    ("vote", {}), ("vote", {"k": "3", "quotas": "true"}), ("vote", {"voters": "judge:1"}),
+    ("refine", {}), ("refine", {"source": "vae", "strength": "0.3", "steps": "3"}),
+    ("soup", {"member": "dcgan"}), ("soup", {"member": "diffusion", "checkpoints": "2"}),
+    ("mixture", {"weights": "auto"}),
+])
+def test_strategy_shape_range_provenance_determinism(session, name, params):
+    strategy = fusion(name)
+    values = strategy.validate(params)
+    context = context_of(session)
+    first = strategy.fuse(session.members, 10, torch.Generator().manual_seed(1), context=context, **values)
+    again = strategy.fuse(session.members, 10, torch.Generator().manual_seed(1), context=context, **values)
+    other = strategy.fuse(session.members, 10, torch.Generator().manual_seed(2), context=context, **values)
+    assert first.images.shape == (10, 1, 16, 16)
+    assert first.images.min() >= -1 and first.images.max() <= 1
+    assert len(first.provenance) == 10 and all(first.provenance)
+    assert torch.equal(first.images, again.images) and first.provenance == again.provenance
+    assert not torch.equal(first.images, other.images)
+
+
+def test_every_registered_strategy_is_covered():
+    assert set(FUSIONS) == {"average", "weighted-average", "mixture", "vote", "refine", "soup"}
+    for cls in FUSIONS.values():
+        for param in cls.params:
+            assert param.help, f"{cls.name}.{param.name} needs a help text for its GUI control"
+
+
+def test_vote_with_k_1_equals_the_pool(session):
+    members = session.members
+    fused = fusion("vote").fuse(members, 9, torch.Generator().manual_seed(3), k=1)
+    pool = torch.cat([members[name].sample(3, torch.Generator().manual_seed(3))
+                      for name in ("dcgan", "vae", "diffusion")])
+    assert torch.equal(fused.images, pool)
+    assert fused.provenance == ("dcgan",) * 3 + ("vae",) * 3 + ("diffusion",) * 3
+
+
+def test_vote_keeps_the_committees_best_and_quotas_keep_shares(session):
+    vote = Vote()
+    combined = torch.tensor([0.1, 0.9, 0.5, 0.8, 0.2, 0.7], dtype=torch.float64)
+    owner = ["a", "a", "a", "b", "b", "b"]
+    assert vote.select(combined, owner, ["a", "b"], 2, quotas=False).tolist() == [1, 3]
+    assert vote.select(combined, owner, ["a", "b"], 2, quotas=True).tolist() == [1, 3]
+    assert vote.select(combined, owner, ["a", "b"], 3, quotas=False).tolist() == [1, 3, 5]
+    quota = vote.select(torch.tensor([0.9, 0.8, 0.7, 0.1, 0.2, 0.3], dtype=torch.float64), owner, ["a", "b"], 2, True)
+    assert quota.tolist() == [0, 5]
+    fused = vote.fuse(session.members, 12, torch.Generator().manual_seed(0), k=3, quotas=True)
+    assert sorted(fused.provenance) == sorted(["dcgan"] * 4 + ["vae"] * 4 + ["diffusion"] * 4)
+
+
+def test_vote_without_voters_is_refused(session):
+    with pytest.raises(UserError, match="at least one voting member"):
+        fusion("vote").fuse(session.members, 4, torch.Generator(), k=2, voters={"diffusion": 1.0})
+
+
+def test_fitted_mixture_weights_lie_on_the_simplex_and_prefer_the_closer_member(session):
+    weights = fit_weights({k: session.members[k] for k in ("dcgan", "vae", "diffusion")}, context_of(session),
+                          samples=200)
+    assert sum(weights.values()) == pytest.approx(1.0) and all(w >= 0 for w in weights.values())
+    # the fit must pick a combination no worse than any single member in that space
+    assert len(simplex_grid(3)) == 231 and all(abs(w.sum() - 1) < 1e-12 for w in simplex_grid(3))
+
+
+def test_mixture_statistics_match_sampled_mixture():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (40000, 3)), rng.normal(2, 0.5, (40000, 3))
+    from engine.metrics.frechet import feature_stats
+
+    w = np.array([0.3, 0.7])
+    mu, sigma = mixture_stats([feature_stats(a), feature_stats(b)], w)
+    pick = rng.random(40000) < 0.3
+    mixed = np.where(pick[:, None], a, b)
+    mu_s, sigma_s = feature_stats(mixed)
+    assert np.allclose(mu, mu_s, atol=0.03) and np.allclose(sigma, sigma_s, atol=0.05)
+
+
+def test_refine_needs_a_diffusion_member_and_soup_two_checkpoints(session):
+    without = {k: v for k, v in session.members.items() if k != "diffusion"}
+    with pytest.raises(UserError, match="needs a diffusion member"):
+        fusion("refine").fuse(without, 2, torch.Generator(), strength=0.5, steps=2, source="auto")
+    with pytest.raises(UserError, match="at least two checkpoints"):
+        fusion("soup").fuse(session.members, 2, torch.Generator(), context=FusionContext(), member="vae",
+                            checkpoints=3)
+
+
+def test_soup_restores_the_members_own_weights(session):
+    member = session.members["vae"]
+    before = member.sample(4, torch.Generator().manual_seed(0))
+    fusion("soup").fuse(session.members, 4, torch.Generator().manual_seed(0), context=context_of(session),
+                        member="vae", checkpoints=3)
+    assert torch.equal(member.sample(4, torch.Generator().manual_seed(0)), before)

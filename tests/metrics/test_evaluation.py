@@ -1,0 +1,71 @@
+"""evaluate(): all six metrics for every member and fusion; the CLI prints it as JSON."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.evaluation import EvaluationCancelled, evaluate
+from engine.metrics.features import JudgeRecipe
+from engine.session import Session
+
+METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
+
+
+@pytest.fixture(scope="module")
+def run_path(tmp_path_factory):
+    from engine.config import RunConfig
+    from tests.conftest import shapes_dataset, tiny_config_dict
+
+    folder = tmp_path_factory.mktemp("evaluation")
+    images, labels = shapes_dataset()
+    np.savez(folder / "d.npz", images=images, labels=labels)
+    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=6, checkpoint_every=2))
+    Session.create(config, folder / "run").train(6)
+    return folder / "run"
+
+
+def test_evaluate_reports_every_member_and_fusion(run_path):
+    session = Session.open(run_path)
+    seen = []
+    report = evaluate(session, 40, judge_recipe=JudgeRecipe(steps=30), fit_samples=40,
+                      progress=lambda label, fraction: seen.append((label, fraction)))
+    assert set(report.members) == {"dcgan", "vae", "diffusion"}
+    assert set(report.fusions) == {"average", "weighted-average", "mixture", "vote", "vote-quotas", "refine", "soup"}
+    for row in [*report.members.values(), *report.fusions.values()]:
+        values = [getattr(row, m) for m in METRICS]
+        assert all(math.isfinite(v) for v in values) and row.fd >= 0 and 0 <= row.precision <= 1
+        assert row.fd_ratio == pytest.approx(row.fd / report.floor_fd)
+    assert report.floor_fd > 0 and seen[-1] == ("done", 1.0)
+    weights = report.params["weighted-average"]["weights"]
+    assert weights and min(weights, key=weights.get) == max(report.members, key=lambda m: report.members[m].fd)
+
+
+def test_evaluate_can_be_cancelled(run_path):
+    session = Session.open(run_path)
+    with pytest.raises(EvaluationCancelled):
+        evaluate(session, 40, judge_recipe=JudgeRecipe(steps=30), should_stop=lambda: True)
+
+
+def test_cli_evaluate_prints_one_json_object(run_path, capsys):
+    assert main(["evaluate", str(run_path), "--n", "30", "--json", "--judge-steps", "20",
+                 "--fusions", "average,vote,mixture"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) >= {"members", "fusions", "floor"}
+    assert set(document["fusions"]) == {"average", "vote", "mixture"}
+    for table in (document["members"], document["fusions"]):
+        for row in table.values():
+            assert all(isinstance(row[m], float) for m in METRICS)
+    assert document["floor"]["fd"] > 0
+    assert list((run_path / "eval").glob("*.json"))
+
+
+def test_inception_without_weights_is_a_clear_error(run_path, capsys):
+    assert main(["evaluate", str(run_path), "--n", "30", "--features", "inception"]) == 2
+    assert "--inception-weights" in capsys.readouterr().err
+    assert main(["evaluate", str(run_path), "--n", "30", "--features", "inception",
+                 "--inception-weights", str(run_path / "nope.pth")]) == 2
+    assert "never downloads" in capsys.readouterr().err
