@@ -555,15 +555,22 @@ def _gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: 
                          _jsonable(used), to_nhwc_uint8(images), tuple(provenance), dict(members))
 
 
-def _evaluate(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None, seed: int) -> EvalResult:
+def _evaluate(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None, seed: int,
+              judge_steps: int | None) -> EvalResult:
     try:
         from engine.evaluation import evaluate
     except ImportError:
         raise UserError("evaluation is not available in this version of Chorus") from None
     from engine.store.run_folder import RunFolder
 
+    options: dict[str, Any] = {}
+    if judge_steps:
+        from engine.metrics.features import JudgeRecipe
+
+        options["judge_recipe"] = JudgeRecipe(steps=judge_steps)
     session = ctx.session(run, with_data=True)
-    report = evaluate(session, n, fusions=fusions, seed=seed, progress=ctx.progress, should_stop=ctx.should_stop)
+    report = evaluate(session, n, fusions=fusions, seed=seed, progress=ctx.progress, should_stop=ctx.should_stop,
+                      **options)
     document = report.to_json()
     folder = RunFolder.open(Path(run)).path / "eval"
     path = folder / f"step-{report.step:07d}-n{n}.json"  # the CLI's name too
@@ -634,6 +641,7 @@ class EngineBridge(QObject):
         self.paused = False
         self.child_threads = default_child_threads()  # torch threads in the trainer child
         self.child_nice = 0
+        self.eval_judge_steps: int | None = None      # None: the engine's evaluation judge recipe
 
     # -- training --------------------------------------------------------------------------------
     @property
@@ -708,7 +716,8 @@ class EngineBridge(QObject):
                                                           cache))
 
     def evaluate(self, run: str | Path, n: int, fusions: dict[str, Any] | None = None, seed: int = 0) -> None:
-        self._jobs.submit("eval", lambda ctx: _evaluate(ctx, str(run), int(n), fusions, int(seed)))
+        steps = self.eval_judge_steps
+        self._jobs.submit("eval", lambda ctx: _evaluate(ctx, str(run), int(n), fusions, int(seed), steps))
 
     def cancel_evaluation(self) -> None:
         self._jobs.cancel("eval")

@@ -351,6 +351,7 @@ class MainWindow(QMainWindow):
             self.metrics_page.set_run(self.run_path, self.metrics_page.history)
         if self.tabs.currentWidget() is self.gallery_page:
             self.gallery_page.schedule()
+        self.metrics_page.checkpoint_saved(step)
 
     def _training_finished(self, step: int, reason: str) -> None:
         text = (f"Stopped at step {step:,}; checkpoint saved" if reason == "stopped"

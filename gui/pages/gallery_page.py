@@ -38,6 +38,8 @@ class GalleryPage(QWidget):
         self.pending = False
 
         self.strategy = QComboBox()
+        self.strategy.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.strategy.setMinimumContentsLength(14)
         for name, spec in self.specs.items():
             self.strategy.addItem(f"{spec.title} ({name})", name)
         self.strategy.setCurrentIndex(max(0, self.strategy.findData("mixture")))
@@ -81,7 +83,7 @@ class GalleryPage(QWidget):
         side_widget.setLayout(side)
         side_widget.setFixedWidth(320)
 
-        self.fused = ImageGrid("The fused grid appears here.", selectable=True)
+        self.fused = ImageGrid("The fused grid appears here.", selectable=True, top=True)
         self.fused_title = QLabel("Fused")
         bold = QFont(self.fused_title.font())
         bold.setBold(True)
@@ -137,16 +139,20 @@ class GalleryPage(QWidget):
         self.member_grids.clear()
         self.member_titles.clear()
         for index, name in enumerate(self.sampling_members):
-            title = QLabel(name)
-            grid = ImageGrid("", selectable=True)
-            grid.setMinimumSize(140, 140)
+            title = QLabel(f"Member: {name}")
+            grid = ImageGrid("", selectable=True, top=True)
+            grid.setMinimumSize(150, 150)
             grid.sig_hovered.connect(lambda i, n=name: self._describe(n, i))
             grid.sig_clicked.connect(lambda i, n=name: self._select(n, i))
+            cell = QWidget()
+            column = QVBoxLayout(cell)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.addWidget(title)
+            column.addWidget(grid, 1)
             row, col = divmod(index, 2 if len(self.sampling_members) > 2 else 1)
-            self._members_layout.addWidget(title, row * 2, col)
-            self._members_layout.addWidget(grid, row * 2 + 1, col)
+            self._members_layout.addWidget(cell, row, col)
             self.member_grids[name] = grid
-            self.member_titles[name] = title
+            self.member_titles[name] = cell
 
     def _strategy_changed(self, _index: int) -> None:
         self._build_form()

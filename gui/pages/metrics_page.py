@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.bridge import EngineBridge, EvalResult
 from gui.theme import THEME
+from gui.widgets.loss_plot import legend_brush
 
 COLUMNS = (("fd", "FD ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"), ("recall", "recall ↑"),
            ("density", "density ↑"), ("coverage", "coverage ↑"), ("fd_ratio", "FD / floor ↓"),
@@ -38,6 +39,7 @@ class MetricsPage(QWidget):
         self.report: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.running = False
+        self.fusions: dict[str, Any] | None = None   # None: every strategy the engine evaluates by default
 
         self.n = QSpinBox()
         self.n.setRange(10, 100_000)
@@ -50,11 +52,13 @@ class MetricsPage(QWidget):
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("measure every member and fusion on the latest checkpoint (F5)")
         self.cancel_button = QPushButton("Cancel")
+        self.auto = QCheckBox("evaluate each new checkpoint")
+        self.auto.setToolTip("while training, measure every checkpoint as it is saved: FD over checkpoints")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel("Evaluate the latest checkpoint against held-out images.")
         top = QHBoxLayout()
-        for widget in (self.n, self.seed, self.evaluate_button, self.cancel_button):
+        for widget in (self.n, self.seed, self.evaluate_button, self.cancel_button, self.auto):
             top.addWidget(widget)
         top.addWidget(self.progress, 1)
 
@@ -121,6 +125,7 @@ class MetricsPage(QWidget):
                 plot.getPlotItem().getAxis(axis).setPen(pg.mkPen(THEME.plot_foreground, width=1))
                 plot.getPlotItem().getAxis(axis).setTextPen(pg.mkPen(THEME.plot_foreground, width=1))
         self._history_legend.setLabelTextColor(THEME.plot_foreground)
+        self._history_legend.setBrush(legend_brush())
         self._draw_bars()
         self._draw_history()
 
@@ -132,7 +137,7 @@ class MetricsPage(QWidget):
         self._fill_table()
         self._draw_bars()
         self._draw_history()
-        self._set_running(False)
+        self._set_running(self.running)  # an evaluation in flight keeps going
 
     # -- running -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,7 +146,12 @@ class MetricsPage(QWidget):
         self._set_running(True)
         self.progress.setValue(0)
         self.progress_label.setText("Starting the evaluation…")
-        self.bridge.evaluate(self.run, self.n.value(), None, self.seed.value())
+        self.bridge.evaluate(self.run, self.n.value(), self.fusions, self.seed.value())
+
+    def checkpoint_saved(self, step: int) -> None:
+        """A new checkpoint: measure it if asked to and nothing is running (else the next one)."""
+        if self.auto.isChecked() and not self.running and self.run is not None:
+            self.start()
 
     def cancel(self) -> None:
         if self.running:
@@ -214,19 +224,25 @@ class MetricsPage(QWidget):
             self.summary.setText("No evaluation yet for this run.")
 
     def _draw_bars(self) -> None:
+        """Horizontal bars, names on the left axis (long strategy names never overlap)."""
         plot = self.bars.getPlotItem()
         plot.clear()
         rows = self.rows()
         key = self.metric.currentData()
-        plot.setLabel("left", self.metric.currentText())
+        member, fusion = THEME.pen_color(0), THEME.pen_color(1)
+        plot.setLabel("bottom", f"{self.metric.currentText()} — <span style='color:{member}'>■ members</span> "
+                                f"<span style='color:{fusion}'>■ fusions</span>")
         if not rows:
+            plot.getAxis("left").setTicks([[]])
             return
-        heights = [float(values.get(key, np.nan)) for _, _, values in rows]
-        brushes = [pg.mkBrush(THEME.pen_color(0 if kind == "member" else 1)) for kind, _, _ in rows]
-        xs = np.arange(len(rows))
-        plot.addItem(pg.BarGraphItem(x=xs, height=np.nan_to_num(heights), width=0.7, brushes=brushes,
+        widths = np.nan_to_num([float(values.get(key, np.nan)) for _, _, values in rows])
+        ys = np.arange(len(rows))[::-1]  # first row on top
+        brushes = [pg.mkBrush(member if kind == "member" else fusion) for kind, _, _ in rows]
+        plot.addItem(pg.BarGraphItem(x0=np.zeros(len(rows)), y=ys, width=widths, height=0.7, brushes=brushes,
                                      pen=pg.mkPen(THEME.plot_foreground, width=1)))
-        plot.getAxis("bottom").setTicks([[(i, name) for i, (_, name, _) in enumerate(rows)]])
+        plot.getAxis("left").setTicks([[(int(y), name) for y, (_, name, _) in zip(ys, rows)]])
+        plot.setYRange(-0.6, len(rows) - 0.4, padding=0)
+        plot.setXRange(0, max(float(widths.max()), 1e-9) * 1.05, padding=0)
 
     def _draw_history(self) -> None:
         plot = self.fd_history.getPlotItem()

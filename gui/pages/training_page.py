@@ -202,6 +202,7 @@ class TrainingPage(QWidget):
         self.pause_button.setEnabled(state == "training")
         self.resume_button.setEnabled(state == "paused")
         self.stop_button.setEnabled(state in ("starting", "training", "pausing", "paused"))
+        self.steps.setEnabled(not running)
 
     def set_started(self, run: str, step: int, total: int) -> None:
         self.total, self.step = total, step

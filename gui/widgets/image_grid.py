@@ -28,8 +28,10 @@ class ImageGrid(QWidget):
     sig_hovered = Signal(int)
     sig_clicked = Signal(int)
 
-    def __init__(self, placeholder: str = "", parent: QWidget | None = None, selectable: bool = False):
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None, selectable: bool = False,
+                 top: bool = False):
         super().__init__(parent)
+        self.top = top  # hug the top edge (under a title) instead of centring vertically
         self.placeholder = placeholder
         self.selectable = selectable
         self.images: np.ndarray | None = None
@@ -72,10 +74,10 @@ class ImageGrid(QWidget):
             return QRect()
         w, h = self._qimage.width(), self._qimage.height()
         scale = min(self.width() / w, self.height() / h)
-        if scale >= 1:
+        if scale >= 2:
             scale = math.floor(scale)  # whole multiples keep pixels square and sharp
         tw, th = max(1, int(w * scale)), max(1, int(h * scale))
-        return QRect((self.width() - tw) // 2, (self.height() - th) // 2, tw, th)
+        return QRect((self.width() - tw) // 2, 0 if self.top else (self.height() - th) // 2, tw, th)
 
     def cell_at(self, pos: QPoint) -> int | None:
         if self.images is None:

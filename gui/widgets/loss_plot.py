@@ -16,6 +16,13 @@ from gui.widgets.series import GrowingSeries
 REDRAW_MS = 33  # ≤ 30 Hz
 
 
+def legend_brush():
+    """The plot's background, slightly see-through: legends stay readable over the curves."""
+    color = pg.mkColor(THEME.plot_background)
+    color.setAlpha(210)
+    return pg.mkBrush(color)
+
+
 class LossPlot(pg.PlotWidget):
     def __init__(self, title: str, parent=None):
         super().__init__(parent=parent)
@@ -49,6 +56,7 @@ class LossPlot(pg.PlotWidget):
         for index, (key, curve) in enumerate(self.curves.items()):
             curve.setPen(pg.mkPen(THEME.pen_color(index), width=1))
         self.legend.setLabelTextColor(THEME.plot_foreground)
+        self.legend.setBrush(legend_brush())
 
     def _curve(self, key: str) -> GrowingSeries:
         series = self.series.get(key)

@@ -1,0 +1,141 @@
+"""Screenshots of every page at 1280×800: ``python -m gui.screenshots docs/screenshots [--quick]``.
+
+Drives the real window offscreen the way a user would: the bundled Fashion-MNIST, four small
+members, a short CPU training run (captured while it trains), the gallery with custom mixture
+weights and an image selected, and an evaluation. Settings, runs and caches go to a temporary
+folder, never the user's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+SIZE = (1280, 800)
+MEMBERS = {
+    "dcgan": {"batch_size": 64, "params": {"width": 16, "latent": 32}},
+    "vae": {"batch_size": 64, "params": {"width": 16, "latent": 16}},
+    "diffusion": {"batch_size": 64, "params": {"width": 16, "sample_steps": 10}},
+    "judge": {"batch_size": 64},
+}
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    deadline = time.monotonic() + timeout_s
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: (predicate() or time.monotonic() > deadline) and loop.quit())
+    timer.start()
+    if not predicate():
+        loop.exec()
+    timer.stop()
+    if not predicate():
+        raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def settle(ms: int = 400) -> None:
+    """Let timers (plot redraws, debounced previews) fire before a grab."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def grab(window, page, out: Path, name: str) -> Path:
+    window.tabs.setCurrentWidget(page)
+    settle()
+    path = out / f"{name}.png"
+    if not window.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(f"wrote {path}", file=sys.stderr)
+    return path
+
+
+def take(out: Path, quick: bool) -> list[Path]:
+    from PySide6.QtCore import QSettings
+
+    from gui.app import make_app
+
+    app = make_app([sys.argv[0]])
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["CHORUS_USER_DATA"])
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(*SIZE)
+    window.show()
+    shots = []
+    wait_until(lambda: window.data_page.preview is not None, 120, "the data preview")
+    shots.append(grab(window, window.data_page, out, "data"))
+
+    page = window.members_page
+    page.clear()
+    for kind, config in MEMBERS.items():
+        page.add_member(kind, config)
+    shots.append(grab(window, page, out, "members"))
+
+    training = window.training_page
+    steps = 120 if quick else 400
+    training.set_train_config({"steps": steps, "seed": 0, "device": "cpu", "log_every": 5,
+                               "preview_every": steps // 4, "checkpoint_every": steps // 4})
+    metrics = window.metrics_page
+    window.bridge.eval_judge_steps = 200 if quick else 600
+    metrics.n.setValue(300 if quick else 1000)
+    metrics.auto.setChecked(True)  # FD over checkpoints while it trains
+    window.tabs.setCurrentWidget(training)
+    window.start_training()
+    if not window.bridge.training:
+        raise RuntimeError(f"training did not start: {window.last_message}")
+    wait_until(lambda: training.step >= steps * 0.8 and all(
+        row.preview.count for row in training.rows.values() if row.name != "judge"), 1800, "training progress")
+    shots.append(grab(window, training, out, "training"))
+    wait_until(lambda: not window.bridge.training and window.gallery_page.run is not None, 600, "training to end")
+
+    gallery = window.gallery_page
+    window.tabs.setCurrentWidget(gallery)
+    gallery.strategy.setCurrentIndex(gallery.strategy.findData("mixture"))
+    weights = gallery.form.fields["weights"]
+    for name, value in (("dcgan", 3.0), ("vae", 1.0), ("diffusion", 2.0)):
+        if name in weights.sliders:
+            weights.sliders[name].set_value(value)
+    weights._slid()
+    gallery.seed.setValue(7)
+    wait_until(lambda: gallery.result is not None and gallery.result.seed == 7 and not gallery.pending, 300,
+               "the gallery")
+    gallery._select("fused", 5)
+    gallery.fused.selected = 5
+    shots.append(grab(window, gallery, out, "gallery"))
+
+    window.tabs.setCurrentWidget(metrics)
+    wait_until(lambda: not metrics.running, 1800, "the evaluation of a checkpoint")
+    if not metrics.report or metrics.report.get("step") != steps:
+        metrics.start()
+        wait_until(lambda: not metrics.running, 1800, "the evaluation of the last checkpoint")
+    shots.append(grab(window, metrics, out, "metrics"))
+    window.close()
+    return shots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gui.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
+    parser.add_argument("--quick", action="store_true", help="a shorter run (pictures of less trained members)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="chorus-screenshots-") as temp:
+        os.environ["CHORUS_USER_DATA"] = temp
+        os.environ["XDG_CACHE_HOME"] = str(Path(temp) / "cache")
+        take(args.out, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
