@@ -81,3 +81,35 @@ def configure_tiny_run(window, source: Path, members=("dcgan", "vae"), steps: in
     training.log_every.setValue(log_every)
     training.preview_every.setValue(preview_every)
     training.checkpoint_every.setValue(checkpoint_every)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(tmp_path_factory) -> Path:
+    """A tiny run with all four members and three checkpoints, trained once (without the window)."""
+    import numpy as np
+    import torch
+
+    from engine.config import RunConfig
+    from engine.session import Session
+    from tests.conftest import shapes_dataset, tiny_config_dict
+
+    folder = tmp_path_factory.mktemp("gui-run")
+    images, labels = shapes_dataset()
+    np.savez(folder / "shapes.npz", images=images, labels=labels)
+    config = RunConfig.from_dict(tiny_config_dict(folder / "shapes.npz", steps=6, checkpoint_every=2,
+                                                  preview_every=3))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets: one thread is fastest, and the machine may be busy
+    try:
+        Session.create(config, folder / "tiny-run").train(6)
+    finally:
+        torch.set_num_threads(threads)
+    return folder / "tiny-run"
+
+
+@pytest.fixture
+def tiny_run(trained_tiny_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained tiny run (tests may add evaluations to it)."""
+    import shutil
+
+    return Path(shutil.copytree(trained_tiny_run, tmp_path / "tiny-run"))

@@ -1,0 +1,102 @@
+"""Gallery and metrics pages on a trained run: every strategy, evaluation with progress and cancel."""
+from __future__ import annotations
+
+import json
+
+LONG = 120_000
+
+
+def open_window(qtbot, run):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.bridge.sig_run_opened, timeout=LONG):
+        window.open_run(run)
+    return window
+
+
+def test_opening_a_run_shows_its_curves_previews_and_fixed_settings(qtbot, tiny_run):
+    window = open_window(qtbot, tiny_run)
+    page = window.training_page
+    assert set(page.rows) == {"dcgan", "vae", "diffusion", "judge"}
+    assert all(row.plot.points() == 6 for row in page.rows.values())
+    assert all(page.rows[name].preview.count == 16 for name in ("dcgan", "vae", "diffusion"))
+    assert page.step == 6 and page.state.text() == "Opened at step 6"
+    assert not window.data_page.size.isEnabled() and not page.seed.isEnabled()
+    assert window.windowTitle() == "Chorus — tiny-run"
+    window.close()
+
+
+def test_every_strategy_fuses_in_the_background_or_says_why(qtbot, tiny_run):
+    window = open_window(qtbot, tiny_run)
+    gallery = window.gallery_page
+    failures: list[str] = []
+    gallery.bridge.sig_gallery_failed.connect(failures.append)
+    window.tabs.setCurrentWidget(gallery)
+    qtbot.waitUntil(lambda: gallery.result is not None, timeout=LONG)
+    assert set(gallery.member_grids) == {"dcgan", "vae", "diffusion"}  # the judge makes no images
+    for index in range(gallery.strategy.count()):
+        name = gallery.strategy.itemData(index)
+        failures.clear()
+        gallery.strategy.setCurrentIndex(index)
+        qtbot.waitUntil(lambda: failures or (gallery.result.fusion == name and not gallery.pending), timeout=LONG)
+        assert not failures, f"{name}: {failures}"
+        assert gallery.fused.count == 16 and len(gallery.result.provenance) == 16
+    window.close()
+
+
+def test_seed_buttons_change_the_grids_and_keep_them_reproducible(qtbot, tiny_run):
+    import numpy as np
+
+    window = open_window(qtbot, tiny_run)
+    gallery = window.gallery_page
+    window.tabs.setCurrentWidget(gallery)
+    qtbot.waitUntil(lambda: gallery.result is not None and gallery.result.seed == 0, timeout=LONG)
+    first = gallery.result.members["vae"].copy()
+    gallery.next_seed.click()
+    qtbot.waitUntil(lambda: gallery.result.seed == 1, timeout=LONG)
+    assert not np.array_equal(first, gallery.result.members["vae"])
+    gallery.prev_seed.click()
+    qtbot.waitUntil(lambda: gallery.result.seed == 0, timeout=LONG)
+    assert np.array_equal(first, gallery.result.members["vae"])
+    window.close()
+
+
+def test_evaluation_fills_the_table_the_chart_and_the_history(qtbot, tiny_run):
+    window = open_window(qtbot, tiny_run)
+    window.bridge.eval_judge_steps = 30
+    metrics = window.metrics_page
+    metrics.n.setValue(40)
+    metrics.fusions = {"average": {}, "mixture": {}}
+    progress: list[float] = []
+    window.bridge.sig_eval_progress.connect(lambda label, fraction: progress.append(fraction))
+    with qtbot.waitSignal(window.bridge.sig_eval_ready, timeout=LONG):
+        metrics.evaluate_button.click()
+        assert metrics.running and metrics.cancel_button.isEnabled()
+    assert progress and progress[-1] == 1.0
+    names = [metrics.table.item(r, 0).text() for r in range(metrics.table.rowCount())]
+    assert names == ["dcgan", "vae", "diffusion", "average (fusion)", "mixture (fusion)"]
+    assert all(metrics.table.item(r, 1).text() != "—" for r in range(len(names)))
+    assert len(metrics.bars.getPlotItem().items) == 1 and metrics.history[-1]["step"] == 6
+    saved = tiny_run / "eval" / "step-0000006-n40.json"
+    assert json.loads(saved.read_text())["members"]["vae"]["fd"] >= 0
+    window.close()
+
+    again = open_window(qtbot, tiny_run)  # the history comes back from the run folder
+    assert again.metrics_page.history[-1]["n"] == 40 and again.metrics_page.table.rowCount() == 5
+    again.close()
+
+
+def test_evaluation_can_be_cancelled(qtbot, tiny_run):
+    window = open_window(qtbot, tiny_run)
+    window.bridge.eval_judge_steps = 30
+    metrics = window.metrics_page
+    metrics.n.setValue(40)
+    with qtbot.waitSignal(window.bridge.sig_eval_cancelled, timeout=LONG):
+        metrics.start()
+        metrics.cancel_button.click()
+    assert not metrics.running and metrics.evaluate_button.isEnabled()
+    assert metrics.progress_label.text() == "Evaluation cancelled; nothing was saved."
+    assert not (tiny_run / "eval").exists()
+    window.close()

@@ -1,0 +1,124 @@
+"""Widgets on their own: growing series, throttled plots, controls generated from declared params."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_growing_series_doubles_its_arrays_and_keeps_every_point():
+    from gui.widgets.series import GrowingSeries
+
+    series = GrowingSeries(capacity=4)
+    for i in range(10):
+        series.append(i, i * i)
+    series.extend(np.arange(10, 20), np.arange(10, 20) ** 2)
+    assert series.n == 20 and series.capacity == 32
+    np.testing.assert_array_equal(series.x, np.arange(20))
+    np.testing.assert_array_equal(series.y, np.arange(20) ** 2)
+    series.clear()
+    assert series.n == 0 and series.capacity == 32
+
+
+def test_loss_plot_redraws_on_its_timer_not_on_every_point(qtbot):
+    from gui.widgets.loss_plot import REDRAW_MS, LossPlot
+
+    plot = LossPlot("dcgan")
+    qtbot.addWidget(plot)
+    for step in range(1, 5001):
+        plot.append(step, {"loss_d": 1.0 / step, "loss_g": 0.5})
+    assert plot.redraws == 0 and plot.points() == 5000  # appending never draws
+    assert REDRAW_MS >= 33  # ≤ 30 Hz
+    qtbot.waitUntil(lambda: plot.redraws == 1, timeout=2000)
+    curve = plot.curves["loss_d"]
+    assert len(curve.xData) == 5000
+    assert curve.opts["clipToView"] and curve.opts["autoDownsample"] and curve.opts["downsampleMethod"] == "peak"
+    assert all(c.opts["pen"].width() == 1 for c in plot.curves.values())
+    plot.truncate(1200)
+    plot.redraw()
+    assert plot.points() == 1200 and len(curve.xData) == 1200
+    plot.redraw()
+    assert plot.redraws == 2  # nothing new: no redraw
+
+
+def test_member_controls_come_from_each_members_declared_params(qtbot):
+    from gui.bridge import member_specs
+    from gui.widgets.member_editor import MemberEditor
+
+    for kind, spec in member_specs().items():
+        editor = MemberEditor(spec)
+        qtbot.addWidget(editor)
+        assert set(editor.params.fields) == {p.name for p in spec.params}
+        raw = editor.raw()
+        assert raw["optim"]["name"] == spec.optim["name"] and raw["batch_size"] == str(spec.batch_size)
+        config = editor.validate({"source": "fashion-mnist", "size": 28, "channels": 1})
+        assert config is not None, editor.error
+        assert config["params"] == {p.name: p.default for p in spec.params}
+        assert not editor.momentum.isVisibleTo(editor) and editor.beta1.isVisibleTo(editor)
+        editor.optimizer.setCurrentText("sgd")  # SGD has momentum, no betas
+        assert editor.momentum.isVisibleTo(editor) and not editor.beta1.isVisibleTo(editor)
+        assert editor.validate({"source": "fashion-mnist", "size": 28, "channels": 1})["optim"]["name"] == "sgd"
+
+
+def test_fusion_controls_come_from_each_strategys_declared_params(qtbot):
+    from gui.bridge import fusion_specs, validate_fusion
+    from gui.widgets.param_form import MemberWeights, ParamForm
+
+    members = ["dcgan", "vae", "diffusion"]
+    for name, spec in fusion_specs().items():
+        form = ParamForm(spec.params, style="slider", members=members)
+        qtbot.addWidget(form)
+        assert set(form.fields) == {p.name for p in spec.params}
+        for param in spec.params:
+            if param.per_member:
+                field = form.fields[param.name]
+                assert isinstance(field, MemberWeights) and list(field.sliders) == members
+        validate_fusion(name, form.values())  # the defaults are valid as generated
+
+
+def test_per_member_sliders_switch_to_custom_weights(qtbot):
+    from gui.bridge import fusion_specs
+    from gui.widgets.param_form import ParamForm
+
+    form = ParamForm(fusion_specs()["mixture"].params, style="slider", members=["dcgan", "vae"])
+    qtbot.addWidget(form)
+    assert "weights" not in form.values()  # default: the strategy's own (equal) weights
+    with qtbot.waitSignal(form.sig_changed):
+        form.fields["weights"].sliders["vae"].slider.setValue(25)
+    assert form.values()["weights"] == {"dcgan": 1.0, "vae": 2.5}
+    form.fields["weights"].mode.setCurrentText("auto")
+    assert form.values()["weights"] == "auto"
+
+
+def test_image_grid_maps_the_mouse_to_cells(qtbot):
+    from gui.widgets.image_grid import ImageGrid
+
+    grid = ImageGrid(selectable=True)
+    qtbot.addWidget(grid)
+    grid.resize(300, 300)
+    images = np.zeros((16, 8, 8, 1), dtype=np.uint8)
+    grid.set_images(images, columns=4, captions=[f"made by {i}" for i in range(16)])
+    for index in (0, 5, 15):
+        assert grid.cell_at(grid.cell_center(index)) == index
+    with qtbot.waitSignal(grid.sig_clicked) as clicked:
+        from PySide6.QtCore import Qt
+
+        qtbot.mouseClick(grid, Qt.MouseButton.LeftButton, pos=grid.cell_center(9))
+    assert clicked.args == [9] and grid.selected == 9
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_plots_follow_the_light_or_dark_scheme(qtbot, dark):
+    from gui.theme import THEME
+    from gui.widgets.loss_plot import LossPlot
+
+    plot = LossPlot("vae")
+    qtbot.addWidget(plot)
+    previous = THEME.dark
+    try:
+        THEME.dark = dark
+        THEME.sig_changed.emit()
+        assert plot.backgroundBrush().color().name() == THEME.plot_background
+        assert (THEME.plot_background == "#1e1f22") is dark
+    finally:
+        THEME.dark = previous
+        THEME.sig_changed.emit()
