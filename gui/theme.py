@@ -16,17 +16,22 @@ class Theme(QObject):
     def __init__(self):
         super().__init__()
         self.dark = False
+        self._following = False
 
-    def apply(self, app: QApplication) -> None:
+    def apply(self, app: QApplication, scheme: Qt.ColorScheme | None = None) -> None:
+        """Fusion style with a light or dark palette: the given scheme, else the system's."""
         app.setStyle("Fusion")
-        hints = QGuiApplication.styleHints()
-        self.dark = hints.colorScheme() == Qt.ColorScheme.Dark
+        if scheme is None:
+            scheme = QGuiApplication.styleHints().colorScheme()
+        self.dark = scheme == Qt.ColorScheme.Dark
         app.setPalette(dark_palette() if self.dark else app.style().standardPalette())
         self.sig_changed.emit()
 
     def follow_system(self, app: QApplication) -> None:
         self.apply(app)
-        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: self.apply(app))
+        if not self._following:
+            self._following = True
+            QGuiApplication.styleHints().colorSchemeChanged.connect(lambda scheme: self.apply(app, scheme))
 
     @property
     def plot_background(self) -> str:

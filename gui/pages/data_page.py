@@ -30,8 +30,8 @@ class DataPage(QWidget):
         self.error = ""
         self.setAcceptDrops(True)
 
-        self.bundled = QRadioButton("Bundled Fashion-MNIST (60,000 training images, 10 classes)")
-        self.custom = QRadioButton("My pictures: a folder of images or an .npz file")
+        self.bundled = QRadioButton("Bundled Fashion-MNIST (60,000 clothing images)")
+        self.custom = QRadioButton("My pictures: a folder or an .npz file")
         self.bundled.setChecked(True)
         self.path = QLineEdit()
         self.path.setPlaceholderText("drop a folder or an .npz file here, or choose one")
@@ -71,7 +71,7 @@ class DataPage(QWidget):
         self.report.setPlaceholderText("What was loaded and which files were skipped, with the reason.")
         self.report.setMaximumHeight(150)
         self.thumbnails = ImageGrid("Loading a preview…")
-        self.thumbnails.setMinimumSize(360, 300)
+        self.thumbnails.setMinimumSize(240, 240)
 
         left = QVBoxLayout()
         left.addWidget(source_box)

@@ -30,7 +30,9 @@ class MembersPage(QWidget):
         self.banner.setWordWrap(True)
         self.banner.hide()
         top = QHBoxLayout()
-        top.addWidget(QLabel("Members train side by side on the same data and the same number of steps."), 1)
+        intro = QLabel("Members train side by side on the same data and the same number of steps.")
+        intro.setWordWrap(True)
+        top.addWidget(intro, 1)
         top.addWidget(self.kind)
         top.addWidget(self.add_button)
 

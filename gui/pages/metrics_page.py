@@ -56,9 +56,10 @@ class MetricsPage(QWidget):
         self.auto.setToolTip("while training, measure every checkpoint as it is saved: FD over checkpoints")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
+        self.progress.setMinimumWidth(120)
         self.progress_label = QLabel("Evaluate the latest checkpoint against held-out images.")
         top = QHBoxLayout()
-        for widget in (self.n, self.seed, self.evaluate_button, self.cancel_button, self.auto):
+        for widget in (self.n, self.seed, self.evaluate_button, self.cancel_button):
             top.addWidget(widget)
         top.addWidget(self.progress, 1)
 
@@ -101,8 +102,12 @@ class MetricsPage(QWidget):
         charts.addWidget(history_widget)
 
         layout = QVBoxLayout(self)
+        status = QHBoxLayout()
+        status.addWidget(self.progress_label, 1)
+        status.addWidget(self.auto)
+        self.progress_label.setWordWrap(True)
         layout.addLayout(top)
-        layout.addWidget(self.progress_label)
+        layout.addLayout(status)
         layout.addWidget(self.table, 2)
         layout.addWidget(self.summary)
         layout.addWidget(charts, 3)
