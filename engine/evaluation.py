@@ -16,6 +16,7 @@ import torch
 
 from engine.data.sources import FASHION_MNIST, LoadedData, load_data
 from engine.errors import UserError
+from engine.fusion.bank import SampleBank
 from engine.fusion.base import FusionContext
 from engine.fusion.registry import fusion as make_fusion
 from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, cache_dir,
@@ -122,7 +123,7 @@ class Evaluator:
         picks = np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
         return self.cache.of_uint8(f"{self.data.fingerprint}-fit{FIT_HOLDOUT}", self.data.images[picks], self.device)
 
-    def row(self, images: torch.Tensor, seconds: float, floor: float) -> MetricRow:
+    def row(self, images: torch.Tensor, samples_per_s: float, floor: float) -> MetricRow:
         fake = np.concatenate([self.extract(part) for part in images.split(1000)])
         fd = frechet_distance(fake, self.reference)
         kid = kernel_inception_distance(self.reference, fake, subsets=100, subset_size=min(1000, len(fake)))
@@ -130,7 +131,7 @@ class Evaluator:
         return MetricRow(fd=fd, kid=kid.mean, kid_std=kid.std, precision=scores["precision"],
                          recall=scores["recall"], density=scores["density"], coverage=scores["coverage"],
                          fd_ratio=fd / floor if floor > 0 else float("inf"),
-                         samples_per_s=len(images) / seconds if seconds > 0 else float("inf"))
+                         samples_per_s=samples_per_s)
 
 
 def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int = 0,
@@ -148,36 +149,61 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
                                        judge_recipe, progress)
     floor = evaluator.floor(n)
     plan = default_fusions() if fusions is None else {k: _as_plan(k, v) for k, v in fusions.items()}
+    with SampleBank().attached(session.members):
+        members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop)
+        context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
+                                checkpoints=_checkpoints(session), fit_samples=fit_samples)
+        rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
+                                               progress, should_stop)
+    progress("done", 1.0)
+    return EvalReport(members, rows, floor, n, session.step, evaluator.extract.name, evaluator.reference_name,
+                      used, skipped)
+
+
+def _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop) -> dict[str, MetricRow]:
     generators = session.generators()
-    jobs = len(generators) + len(plan)
+    largest_k = max([int(p.get("k", 1)) for name, p in plan.values() if name == "vote"] or [1])
+    bank_size = max(n, -(-largest_k * n // max(1, len(generators))))
     members: dict[str, MetricRow] = {}
     for index, (name, member) in enumerate(generators.items()):
         _check(should_stop)
-        progress(name, index / jobs)
-        started = time.perf_counter()
+        progress(name, index / (len(generators) + len(plan)))
+        member.sample(bank_size, torch.Generator().manual_seed(seed))  # the pool vote will need, once
         images = member.sample(n, torch.Generator().manual_seed(seed))
-        members[name] = evaluator.row(images, time.perf_counter() - started, floor)
-    context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
-                            checkpoints=_checkpoints(session), fit_samples=fit_samples)
+        members[name] = evaluator.row(images, _rate(member.sample, n, seed), floor)
+    return members
+
+
+def _measure_fusions(session, n, plan, seed, evaluator, floor, members, context, progress, should_stop):
     rows, used, skipped = {}, {}, {}
+    done = len(members)
     for index, (label, (name, params)) in enumerate(plan.items()):
         _check(should_stop)
-        progress(label, (len(generators) + index) / jobs)
+        progress(label, (done + index) / (done + len(plan)))
         if params.get("weights") == "inverse-fd":
             params = {**params, "weights": {m: 1.0 / max(row.fd, 1e-9) for m, row in members.items()}}
         strategy = make_fusion(name)
         try:
             values = strategy.validate(params)
-            started = time.perf_counter()
             fused = strategy.fuse(session.members, n, torch.Generator().manual_seed(seed), context=context, **values)
         except UserError as exc:
             skipped[label] = str(exc)
             continue
-        rows[label] = evaluator.row(fused.images, time.perf_counter() - started, floor)
+        make = lambda count, g: strategy.fuse(session.members, count, g, context=context, **values).images  # noqa: E731
+        rows[label] = evaluator.row(fused.images, _rate(make, n, seed), floor)
         used[label] = {"strategy": name, **_jsonable(values)}
-    progress("done", 1.0)
-    return EvalReport(members, rows, floor, n, session.step, evaluator.extract.name, evaluator.reference_name,
-                      used, skipped)
+    return rows, used, skipped
+
+
+RATE_SAMPLES = 256
+
+
+def _rate(make: Callable[[int, torch.Generator], Any], n: int, seed: int) -> float:
+    """Samples per second of the real path: a fresh seed, so no cached sample is reused."""
+    count = min(n, RATE_SAMPLES)
+    started = time.perf_counter()
+    make(count, torch.Generator().manual_seed(seed + 7919))
+    return count / max(time.perf_counter() - started, 1e-9)
 
 
 def _as_plan(label: str, value: Any) -> tuple[str, dict[str, Any]]:

@@ -33,7 +33,8 @@ class Soup(Fusion):
             raise UserError("soup needs at least two checkpoints of the run to average")
         member = members[name]
         with averaged_weights(member, [load_member_state(p, name) for p in paths]):
-            images = member.sample(n, seeded_copy(generator))
+            # the class's own sample(): a SampleBank on the instance would return unsouped images
+            images = type(member).sample(member, n, seeded_copy(generator))
         return FusedBatch(images, (f"soup({name}×{len(paths)})",) * n)
 
 

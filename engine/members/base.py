@@ -17,6 +17,9 @@ from engine.data.dataset import Batch
 from engine.errors import UserError
 
 
+NOISE_BLOCK = 64
+
+
 class Member(ABC):
     kind: ClassVar[str]
     title: ClassVar[str]
@@ -79,8 +82,14 @@ class Member(ABC):
         return None
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-        """Sampling noise drawn on the CPU generator, so a seed means the same images on any device."""
-        return torch.randn(shape, generator=generator).to(self.device)
+        """Sampling noise drawn on the CPU generator, so a seed means the same images on any device.
+
+        Drawn in whole blocks of NOISE_BLOCK images, so image j depends only on the generator's
+        state and j: ``sample(n)`` is a prefix of ``sample(m)`` for m > n (caches rely on it).
+        """
+        n, rest = shape[0], shape[1:]
+        blocks = [torch.randn((NOISE_BLOCK, *rest), generator=generator) for _ in range(-(-n // NOISE_BLOCK))]
+        return torch.cat(blocks)[:n].to(self.device) if blocks else torch.empty((0, *rest), device=self.device)
 
     def state_dict(self) -> dict[str, Any]:
         return {
