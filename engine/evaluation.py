@@ -149,18 +149,19 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
                                        judge_recipe, progress)
     floor = evaluator.floor(n)
     plan = default_fusions() if fusions is None else {k: _as_plan(k, v) for k, v in fusions.items()}
-    with SampleBank().attached(session.members):
-        members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop)
+    with SampleBank().attached(session.members) as bank:
+        timed = lambda make: _rate(make, n, seed, bank)  # noqa: E731
+        members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed)
         context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
                                 checkpoints=_checkpoints(session), fit_samples=fit_samples)
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
-                                               progress, should_stop)
+                                               progress, should_stop, timed)
     progress("done", 1.0)
     return EvalReport(members, rows, floor, n, session.step, evaluator.extract.name, evaluator.reference_name,
                       used, skipped)
 
 
-def _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop) -> dict[str, MetricRow]:
+def _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed) -> dict[str, MetricRow]:
     generators = session.generators()
     largest_k = max([int(p.get("k", 1)) for name, p in plan.values() if name == "vote"] or [1])
     bank_size = max(n, -(-largest_k * n // max(1, len(generators))))
@@ -170,11 +171,11 @@ def _measure_members(session, n, plan, seed, evaluator, floor, progress, should_
         progress(name, index / (len(generators) + len(plan)))
         member.sample(bank_size, torch.Generator().manual_seed(seed))  # the pool vote will need, once
         images = member.sample(n, torch.Generator().manual_seed(seed))
-        members[name] = evaluator.row(images, _rate(member.sample, n, seed), floor)
+        members[name] = evaluator.row(images, timed(member.sample), floor)
     return members
 
 
-def _measure_fusions(session, n, plan, seed, evaluator, floor, members, context, progress, should_stop):
+def _measure_fusions(session, n, plan, seed, evaluator, floor, members, context, progress, should_stop, timed):
     rows, used, skipped = {}, {}, {}
     done = len(members)
     for index, (label, (name, params)) in enumerate(plan.items()):
@@ -190,7 +191,7 @@ def _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
             skipped[label] = str(exc)
             continue
         make = lambda count, g: strategy.fuse(session.members, count, g, context=context, **values).images  # noqa: E731
-        rows[label] = evaluator.row(fused.images, _rate(make, n, seed), floor)
+        rows[label] = evaluator.row(fused.images, timed(make), floor)
         used[label] = {"strategy": name, **_jsonable(values)}
     return rows, used, skipped
 
@@ -198,12 +199,13 @@ def _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
 RATE_SAMPLES = 256
 
 
-def _rate(make: Callable[[int, torch.Generator], Any], n: int, seed: int) -> float:
-    """Samples per second of the real path: a fresh seed, so no cached sample is reused."""
+def _rate(make: Callable[[int, torch.Generator], Any], n: int, seed: int, bank: SampleBank) -> float:
+    """Samples per second of the real path: the bank bypassed, so no cached sample is reused."""
     count = min(n, RATE_SAMPLES)
-    started = time.perf_counter()
-    make(count, torch.Generator().manual_seed(seed + 7919))
-    return count / max(time.perf_counter() - started, 1e-9)
+    with bank.bypass():
+        started = time.perf_counter()
+        make(count, torch.Generator().manual_seed(seed + 7919))
+        return count / max(time.perf_counter() - started, 1e-9)
 
 
 def _as_plan(label: str, value: Any) -> tuple[str, dict[str, Any]]:

@@ -30,7 +30,7 @@ class Budget:
     fit_samples: int
 
 
-FULL = Budget(steps=2000, n=10_000, judge_steps=1500, fit_samples=2000)
+FULL = Budget(steps=1500, n=10_000, judge_steps=1500, fit_samples=2000)
 QUICK = Budget(steps=20, n=400, judge_steps=60, fit_samples=200)
 
 

@@ -20,6 +20,16 @@ class SampleBank:
         self.store: dict[tuple[str, str], torch.Tensor] = {}
         self.hits = 0
         self.misses = 0
+        self.bypassed = False
+
+    @contextmanager
+    def bypass(self) -> Iterator[None]:
+        """Sample for real while inside (e.g. to time the uncached path)."""
+        self.bypassed, before = True, self.bypassed
+        try:
+            yield
+        finally:
+            self.bypassed = before
 
     @contextmanager
     def attached(self, members: Mapping[str, Member]) -> Iterator["SampleBank"]:
@@ -37,7 +47,7 @@ class SampleBank:
         original = type(member).sample
 
         def sample(n: int, generator: torch.Generator, **kwargs) -> torch.Tensor:
-            if kwargs:
+            if kwargs or self.bypassed:
                 return original(member, n, generator, **kwargs)
             key = (member.name, hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=12).hexdigest())
             stored = self.store.get(key)

@@ -19,8 +19,8 @@ class Refine(Fusion):
     title = "Diffusion refinement"
     params = (
         Param("source", "auto", choices=SOURCES, help="the member whose images are refined"),
-        Param("strength", 0.5, 0.02, 1.0, help="noise level added before denoising (1 = from scratch)"),
-        Param("steps", 10, 1, 200, help="Euler steps of the denoiser over [strength, 0]"),
+        Param("strength", 0.4, 0.02, 1.0, help="noise level added before denoising (1 = from scratch)"),
+        Param("steps", 5, 1, 200, help="Euler steps of the denoiser over [strength, 0]"),
     )
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
@@ -36,5 +36,5 @@ class Refine(Fusion):
             raise UserError(f"refine source {source_name!r} is not a sampling member of this run "
                             f"(it has: {', '.join(candidates) or 'none besides the diffusion member'})")
         drafts = candidates[source_name].sample(n, seeded_copy(generator))
-        images = refiner.refine(drafts, float(params.get("strength", 0.5)), int(params.get("steps", 10)), generator)
+        images = refiner.refine(drafts, float(params.get("strength", 0.4)), int(params.get("steps", 5)), generator)
         return FusedBatch(images, (f"refine({source_name})",) * n)

@@ -19,13 +19,13 @@ class Soup(Fusion):
     name = "soup"
     title = "Weight soup"
     params = (
-        Param("member", "diffusion", choices=("dcgan", "vae", "diffusion"), help="whose weights are averaged"),
+        Param("member", "vae", choices=("dcgan", "vae", "diffusion"), help="whose weights are averaged"),
         Param("checkpoints", 3, 2, 20, help="how many of the latest checkpoints to average"),
     )
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:
-        name = params.get("member", "diffusion")
+        name = params.get("member", "vae")
         if name not in members or not members[name].can_sample:
             raise UserError(f"soup member {name!r} is not a sampling member of this run")
         paths = (context.checkpoints if context else [])[-int(params.get("checkpoints", 3)):]

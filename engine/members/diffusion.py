@@ -80,7 +80,7 @@ class Diffusion(Member):
     title = "Diffusion (flow matching)"
     params = (
         Param("width", 32, 8, 256, help="channels of the finest UNet level"),
-        Param("sample_steps", 20, 1, 1000, help="Euler steps when sampling"),
+        Param("sample_steps", 10, 1, 1000, help="Euler steps when sampling"),
         Param("ema_decay", 0.999, 0.0, 0.99999, help="EMA of the UNet used for sampling"),
     )
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
