@@ -38,6 +38,7 @@ from engine.training.child import (ChildDone, ChildFailed, ChildStarted, Paused,
 from engine.training.events import CheckpointSaved, Finished, MemberFailed, PreviewReady, StepLogged
 
 EMIT_HZ = 30                 # at most this many batches of step logs per second reach the GUI
+IDLE_POLL_S = 0.25           # with nothing pending, check this often that the child is alive
 STOP_GRACE_S = 10.0          # a child that ignores stop this long is killed (its last checkpoint stays)
 GALLERY_N = 16
 PREVIEW_SEED = 20241126      # the trainer's fixed preview seed (engine/training/trainer.py)
@@ -241,8 +242,10 @@ class TrainingLink(QThread):
         last_emit = 0.0
         done = False
         while not done:
+            pending = bool(steps or previews)
+            wait = max(0.0, last_emit + 1.0 / EMIT_HZ - time.monotonic()) if pending else IDLE_POLL_S
             try:
-                item = self.queue.get(timeout=0.05)
+                item = self.queue.get(timeout=wait)
             except queue_module.Empty:
                 item = None
             except (EOFError, OSError):
@@ -350,6 +353,8 @@ class JobContext:
             raise JobCancelled()
 
     def progress(self, label: str, fraction: float) -> None:
+        """Report progress; also the point where a cancelled job stops (engine loops call it often)."""
+        self.check()
         self._thread.sig_progress.emit(self._job.id, self._job.kind, str(label), float(fraction))
 
     def session(self, run: str, with_data: bool = False):

@@ -38,10 +38,10 @@ class LossPlot(pg.PlotWidget):
         item.setLabel("left", "loss")
         self.legend = item.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.setMinimumHeight(170)
-        self._timer = QTimer(self)
+        self._timer = QTimer(self)  # armed by new points only: an idle plot costs no wake-ups
+        self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.redraw)
-        self._timer.start()
         THEME.sig_changed.connect(self.restyle)
         self.restyle()
 
@@ -73,6 +73,8 @@ class LossPlot(pg.PlotWidget):
         for key, value in losses.items():
             self._curve(key).append(step, value)
             self._dirty.add(key)
+        if not self._timer.isActive():
+            self._timer.start()
 
     def set_history(self, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         self.clear_points()
