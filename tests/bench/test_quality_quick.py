@@ -1,0 +1,24 @@
+"""`bench quality --quick` runs the whole protocol end to end (a pipeline check, not a score)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.cli import main
+
+
+@pytest.mark.slow
+def test_quick_quality_bench_measures_every_member_and_fusion(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "quality", "--quick", "--out", "q.json"]) == 0
+    document = json.loads((tmp_path / "q.json").read_text())
+    report, summary = document["report"], document["summary"]
+    assert set(report["members"]) == {"dcgan", "vae", "diffusion"}
+    assert set(report["fusions"]) == {"average", "weighted-average", "mixture", "vote", "vote-quotas", "refine", "soup"}
+    assert summary["steps"] == 20 and summary["best_member"] in report["members"]
+    assert summary["fd_ratio_fusion_to_member"] == pytest.approx(summary["best_fusion_fd"] / summary["best_member_fd"])
+    for table in (report["members"], report["fusions"]):
+        assert all(row["samples_per_s"] > 0 for row in table.values())
+    out = capsys.readouterr().out
+    assert "| fusion `vote` |" in out and "best member:" in out

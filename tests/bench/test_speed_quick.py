@@ -1,0 +1,22 @@
+"""`bench speed --quick` compares the Chorus trainer with a bare loop and a DataLoader loop."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.cli import main
+
+
+@pytest.mark.slow
+def test_quick_speed_bench_prints_ratios_for_every_member(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    assert main(["bench", "speed", "--quick", "--device", "cpu", "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert set(document["members"]) == {"dcgan", "vae", "diffusion", "judge"}
+    for row in document["members"].values():
+        assert row["chorus_images_per_s"] > 0 and row["bare_images_per_s"] > 0 and row["dataloader_images_per_s"] > 0
+        assert row["chorus_vs_bare"] == pytest.approx(row["chorus_images_per_s"] / row["bare_images_per_s"])
+    assert {"fusion average", "fusion mixture", "fusion vote"} <= set(document["sampling"])
+    assert document["peak"]["rss_mib"] > 0
+    assert "Chorus ÷ bare" in capsys.readouterr().out
