@@ -79,6 +79,8 @@ def default_fusions() -> dict[str, tuple[str, dict[str, Any]]]:
         "mixture": ("mixture", {"weights": "auto"}),
         "vote": ("vote", {"k": 4}),
         "vote-quotas": ("vote", {"k": 4, "quotas": True}),
+        "vote-judge": ("vote", {"k": 4, "voters": {"judge": 1.0}}),
+        "vote-gan-judge": ("vote", {"k": 4, "voters": {"dcgan": 1.0, "judge": 1.0}}),
         "refine": ("refine", {}),
         "soup": ("soup", {}),
     }

@@ -34,7 +34,8 @@ def test_evaluate_reports_every_member_and_fusion(run_path):
     report = evaluate(session, 40, judge_recipe=JudgeRecipe(steps=30), fit_samples=40,
                       progress=lambda label, fraction: seen.append((label, fraction)))
     assert set(report.members) == {"dcgan", "vae", "diffusion"}
-    assert set(report.fusions) == {"average", "weighted-average", "mixture", "vote", "vote-quotas", "refine", "soup"}
+    assert set(report.fusions) == {"average", "weighted-average", "mixture", "vote", "vote-quotas", "vote-judge", "vote-gan-judge",
+                                "refine", "soup"}
     for row in [*report.members.values(), *report.fusions.values()]:
         values = [getattr(row, m) for m in METRICS]
         assert all(math.isfinite(v) for v in values) and row.fd >= 0 and 0 <= row.precision <= 1
