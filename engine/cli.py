@@ -10,8 +10,12 @@ from typing import Any, Sequence
 
 from engine.errors import UserError
 
+EXIT_FAILED = 1       # the run could not finish as asked (e.g. the final checkpoint could not be written)
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+MAX_STEPS = 10**9
+MAX_SAMPLES = 100_000
+MAX_SEED = 2**63 - 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,7 +46,7 @@ def build_parser() -> Parser:
 
     resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run", type=Path)
-    resume.add_argument("--steps", type=_int, help="total steps to reach (default: the run's own)")
+    resume.add_argument("--steps", type=_int_in(0, MAX_STEPS), help="total steps to reach (default: the run's own)")
     resume.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     resume.add_argument("--quiet", action="store_true")
 
@@ -52,22 +56,22 @@ def build_parser() -> Parser:
     which.add_argument("--member")
     which.add_argument("--fusion")
     sample.add_argument("--param", action="append", default=[], metavar="K=V", help="fusion parameter")
-    sample.add_argument("--n", type=_int, default=64)
-    sample.add_argument("--seed", type=_int, default=0)
+    sample.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=64)
+    sample.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     sample.add_argument("--out", type=Path)
     sample.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
     sample.add_argument("--from-png", type=Path, help="repeat the sampling recorded in an exported PNG")
 
     evaluate = sub.add_parser("evaluate", help="measure every member and fusion (FD, KID, PRDC)")
     evaluate.add_argument("run", type=Path)
-    evaluate.add_argument("--n", type=_int, default=2000, help="samples per member and fusion")
-    evaluate.add_argument("--seed", type=_int, default=0)
+    evaluate.add_argument("--n", type=_int_in(10, MAX_SAMPLES), default=2000, help="samples per member and fusion")
+    evaluate.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     evaluate.add_argument("--fusions", help="comma-separated strategies (default: all)")
     evaluate.add_argument("--features", choices=["judge", "inception"], default="judge")
     evaluate.add_argument("--inception-weights", type=Path, help="local torchvision inception_v3 weights")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    evaluate.add_argument("--judge-steps", type=_int, default=1500,
+    evaluate.add_argument("--judge-steps", type=_int_in(1, 1_000_000), default=1500,
                           help="training steps of the evaluation judge (fixed seed, cached per dataset)")
 
     bench = sub.add_parser("bench", help="benchmarks: quality, speed or ui")
@@ -84,6 +88,18 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in [low, high] (checked before any file is read)."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     raw = load_config_file(args.config) if args.config else {}
     config = RunConfig.from_dict(_overlay(raw, args))
     session = Session.create(config, args.out, args.device)
+    print(session.data.report, file=sys.stderr)
     return _train(session, config.train.steps, args.quiet)
 
 
@@ -113,8 +130,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     session = Session.open(args.run, args.device)
     steps = args.steps if args.steps is not None else session.config.train.steps
-    if steps < 0:
-        raise UserError(f"--steps must be >= 0, got {steps}")
     print(f"resuming {args.run} at step {session.step} → {steps}", file=sys.stderr)
     return _train(session, steps, args.quiet)
 
@@ -172,6 +187,14 @@ def _train(session, steps: int, quiet: bool) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     where = session.checkpoint
+    if where is None or where.name != f"step-{finished.step:07d}":
+        kept = f"the last saved checkpoint is {where}" if where else "no checkpoint was saved"
+        print(f"chorus: error: trained to step {finished.step} but could not save it; {kept}", file=sys.stderr)
+        return EXIT_FAILED
+    if finished.reason == "failed":
+        print(f"chorus: error: every member failed and was paused at step {finished.step}; "
+              f"checkpoint {where}", file=sys.stderr)
+        return EXIT_FAILED
     if finished.reason == "stopped":
         print(f"chorus: stopped at step {finished.step}; checkpoint saved in {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -194,7 +217,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = args.out or (args.from_png.with_name(args.from_png.stem + "-again.png") if args.from_png else None)
     if out is None:
         raise UserError("sample needs --out FILE.png")
-    path = sample_to_png(request, out, args.device)
+    try:
+        path = sample_to_png(request, out, args.device)
+    except UserError as exc:
+        if args.from_png is None:
+            raise
+        raise UserError(f"{exc} (parameters read from {args.from_png})") from None
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -227,8 +255,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for label in (f.strip() for f in args.fusions.split(",") if f.strip()):
             plan[label] = known.get(label, (label, {}))
     quiet = args.json
-    if not 1 <= args.judge_steps <= 1_000_000:
-        raise UserError(f"--judge-steps must be between 1 and 1000000, got {args.judge_steps}")
     report = evaluate(session, args.n, plan, args.seed, features=args.features,
                       judge_recipe=JudgeRecipe(steps=args.judge_steps),
                       inception_weights=args.inception_weights,

@@ -5,7 +5,7 @@ import sys
 
 from tqdm import tqdm
 
-from engine.training.events import CheckpointSaved, Event, MemberFailed, StepLogged
+from engine.training.events import CheckpointSaved, Event, MemberFailed, SaveFailed, StepLogged
 
 
 class Progress:
@@ -22,6 +22,8 @@ class Progress:
             self.bar.set_postfix_str(" ".join(f"{k} {v:.0f} img/s" for k, v in self.rates.items()), refresh=False)
         elif isinstance(event, MemberFailed):
             self.bar.write(f"chorus: member {event.member} failed at step {event.step}: {event.message}")
+        elif isinstance(event, SaveFailed):
+            self.bar.write(f"chorus: could not save at step {event.step}: {event.message}")
         elif isinstance(event, CheckpointSaved):
             self.bar.set_description_str(f"saved {event.step}", refresh=False)
 

@@ -20,3 +20,19 @@ def choose_device(preference: str = "auto") -> torch.device:
     if preference not in ("cpu", "cuda", "mps"):
         raise UserError(f"unknown device {preference!r}; use auto, cpu, cuda or mps")
     return torch.device(preference)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a device or host allocation failure that a smaller batch may avoid."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def release_cached_memory(device: torch.device) -> None:
+    """Give the allocator's cached blocks back after an out-of-memory error, before retrying."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from engine.errors import UserError
+from engine.store.checkpoints import STEP_DIR
 from engine.store.images import grid, read_png_metadata, save_png, to_nhwc_uint8
 
 MAX_SAMPLES = 100_000
@@ -39,11 +40,20 @@ class SampleRequest:
     def from_png(cls, path: Path, run: Path | None = None) -> "SampleRequest":
         meta = read_png_metadata(path)
         try:
+            checkpoint = meta.get("checkpoint")
+            if checkpoint is not None and not (isinstance(checkpoint, str) and STEP_DIR.match(checkpoint)):
+                raise ValueError(f"checkpoint {checkpoint!r} is not a step-NNNNNNN folder name")
+            for key in ("member", "fusion"):
+                if meta.get(key) is not None and not isinstance(meta[key], str):
+                    raise ValueError(f"{key} {meta[key]!r} is not a name")
+            if not isinstance(meta.get("n"), int) or not isinstance(meta.get("seed"), int):
+                raise ValueError(f"n {meta.get('n')!r} and seed {meta.get('seed')!r} must be integers")
             return cls(run=Path(run or meta["run"]), member=meta.get("member"), fusion=meta.get("fusion"),
-                       params=dict(meta.get("params") or {}), n=int(meta["n"]), seed=int(meta["seed"]),
-                       checkpoint=meta.get("checkpoint"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"the Chorus parameters in {path} are damaged: {exc!r}") from None
+                       params=dict(meta.get("params") or {}), n=meta["n"], seed=meta["seed"],
+                       checkpoint=checkpoint)
+        except (KeyError, TypeError, ValueError, UserError) as exc:
+            reason = str(exc) if isinstance(exc, (UserError, ValueError)) else repr(exc)
+            raise UserError(f"the Chorus parameters in {path} are damaged: {reason}") from None
 
 
 def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[str, ...], dict[str, Any]]:

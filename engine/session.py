@@ -5,6 +5,7 @@ for a new run, or open an existing run folder at its latest (or a chosen) checkp
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.device import choose_device
 from engine.errors import UserError
 from engine.members.base import Member
 from engine.members.registry import member_class
-from engine.store.checkpoints import load_checkpoint, save_checkpoint
+from engine.store.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 from engine.store.run_folder import RunFolder
 from engine.training.control import Control
 from engine.training.events import Finished
@@ -52,8 +53,7 @@ class Session:
     @classmethod
     def create(cls, config: RunConfig, out: Path, device: str | None = None) -> "Session":
         torch_device = choose_device(device or config.train.device)
-        data = load_data(config.data)
-        _check_batches(config, data)
+        data = _check_batches(config, load_data(config.data))
         run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
         return cls(run, data, torch_device)
 
@@ -68,9 +68,12 @@ class Session:
             raise UserError(f"the data {run.config.data.source!r} changed since run {path} was made "
                             f"(fingerprint {data.fingerprint} ≠ {run.fingerprint}); start a new run")
         session = cls(run, data, torch_device)
-        checkpoint = checkpoint or run.latest_checkpoint()
-        if checkpoint is not None:
-            session.load_checkpoint(checkpoint)
+        chosen = checkpoint or run.latest_checkpoint()
+        if chosen is not None:
+            try:
+                session.load_checkpoint(chosen)
+            except UserError as exc:
+                raise UserError(f"{exc}{_older_hint(run, chosen) if checkpoint is None else ''}") from None
         return session
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -109,7 +112,7 @@ class Session:
     # -- training and sampling -----------------------------------------------------------------
     def train(self, total_steps: int, callbacks: list[Callback] | None = None,
               control: Control | None = None) -> Finished:
-        self.run.truncate_metrics(self.step)
+        self.run.truncate_metrics({name: member.step for name, member in self.members.items()})
         self._started = time.perf_counter()
         return Trainer(self, callbacks, control).run(total_steps)
 
@@ -122,6 +125,21 @@ class Session:
         return self.members[name]
 
 
-def _check_batches(config: RunConfig, data: LoadedData) -> None:
+def _check_batches(config: RunConfig, data: LoadedData) -> LoadedData:
+    """Refuse empty data; say so in the report when one batch is larger than the whole dataset."""
     if len(data.images) == 0:
         raise UserError(f"the data {config.data.source!r} holds no images")
+    largest = max(m.batch_size for m in config.members)
+    if len(data.images) >= largest:
+        return data
+    note = (f" Note: fewer images ({len(data.images)}) than one batch ({largest}); batches are drawn "
+            "with replacement, so images repeat within a batch.")
+    return dataclasses.replace(data, report=data.report.rstrip() + note)
+
+
+def _older_hint(run: RunFolder, damaged: Path) -> str:
+    older = [p.name for p in list_checkpoints(run.checkpoints) if p != damaged]
+    if not older:
+        return ""
+    return (f"; the run has older checkpoints ({', '.join(older)}): move {damaged.name} out of "
+            f"{run.checkpoints} to resume from {older[-1]}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 
 from engine.data.sources import LoadedData
+from engine.device import is_out_of_memory
+from engine.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -18,8 +20,16 @@ class DeviceDataset:
     """All images as one uint8 tensor on ``device``: no per-step host→device copy, no workers."""
 
     def __init__(self, data: LoadedData, device: torch.device, flip: bool = False):
-        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(device)
-        self.labels = torch.from_numpy(data.labels).to(device) if data.labels is not None else None
+        try:
+            self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous().to(device)
+            self.labels = torch.from_numpy(data.labels).to(device) if data.labels is not None else None
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            n, size, _, channels = data.images.shape
+            raise UserError(f"the dataset ({n:,} images at {size}×{size}×{channels}, "
+                            f"{data.images.nbytes / 2**20:.0f} MB) does not fit in the memory of {device}; "
+                            "choose a smaller size, 1 channel or fewer images") from None
         self.num_classes = data.num_classes
         self.flip = flip
         self.device = device

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from engine.data.memory import check_fits
 from engine.errors import UserError
 
 __all__ = [
@@ -132,6 +133,7 @@ def load_image_folder(
             message += f"; could not read: {_list_problems(skipped, _ERROR_MAX_PROBLEMS)}"
         raise UserError(message)
 
+    check_fits(len(candidates), size, channels, shown_root)
     try:
         images = np.empty((len(candidates), size, size, channels), dtype=np.uint8)
     except MemoryError:

@@ -25,6 +25,9 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None]
 
 
+FLOAT_CHUNK_BYTES = 256 * 2**20  # float32 working memory of one resize chunk
+
+
 def resize_center_crop(images: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
     """(N,H,W,C) uint8 → (N,size,size,C): short side scaled to size (antialiased), centre crop."""
     n, h, w, c = images.shape
@@ -32,6 +35,8 @@ def resize_center_crop(images: np.ndarray, size: int, chunk: int = 4096) -> np.n
         return images
     scale = size / min(h, w)
     new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    # a large size would make 4096 float images several GB: keep the chunk's floats bounded
+    chunk = max(1, min(chunk, FLOAT_CHUNK_BYTES // (4 * c * (h * w + new_h * new_w))))
     top, left = (new_h - size) // 2, (new_w - size) // 2
     out = np.empty((n, size, size, c), dtype=np.uint8)
     for start in range(0, n, chunk):

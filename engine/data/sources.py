@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import DataConfig
+from engine.data.memory import check_fits
 from engine.data.preprocess import fingerprint, prepare
 from engine.errors import UserError
 
@@ -33,6 +34,7 @@ def load_data(config: DataConfig, split: str = "train") -> LoadedData:
         from engine.data.fashion_mnist import CLASS_NAMES, load_fashion_mnist
 
         raw, labels = load_fashion_mnist(split)
+        check_fits(len(raw), config.size, config.channels, f"Fashion-MNIST {split} split")
         images = prepare(raw, config.size, config.channels)
         report = f"Fashion-MNIST {split} split: {len(images)} images, 10 classes"
         return LoadedData(images, labels, CLASS_NAMES, fingerprint(images, labels), report)
@@ -41,6 +43,7 @@ def load_data(config: DataConfig, split: str = "train") -> LoadedData:
         from engine.data.npz import load_npz
 
         raw, labels = load_npz(path)
+        check_fits(len(raw), config.size, config.channels, str(path))
         images = prepare(raw, config.size, config.channels)
         names = tuple(str(i) for i in range(int(labels.max()) + 1)) if labels is not None else ()
         report = f"{path}: {len(images)} images" + (f", {len(names)} classes" if names else "")

@@ -108,12 +108,23 @@ class Member(ABC):
             net.load_state_dict(state["nets"][name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optims"][name])
+            _check_optimizer_shapes(name, opt)
         self.generator.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
         self.step = int(state["step"])
 
     def train(self, mode: bool = True) -> None:
         for net in self.trained_networks().values():
             net.train(mode)
+
+
+def _check_optimizer_shapes(name: str, optimizer: torch.optim.Optimizer) -> None:
+    """torch loads optimizer state of any shape; a mismatch would only fail at the next step."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    raise ValueError(f"optimizer {name!r} state {key!r} has shape {tuple(value.shape)} "
+                                     f"for a parameter of shape {tuple(param.shape)}")
 
 
 def make_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:

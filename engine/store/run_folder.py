@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from engine import __version__
 from engine.config import SCHEMA_VERSION, RunConfig
@@ -59,8 +59,14 @@ class RunFolder:
             "config": config.to_dict(),
         }
         temp = path / "run.json.tmp"
-        temp.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        os.replace(temp, path / "run.json")
+        try:
+            with temp.open("w", encoding="utf-8") as handle:
+                handle.write(json.dumps(document, indent=1))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path / "run.json")
+        except OSError as exc:
+            raise UserError(f"cannot write {path / 'run.json'}: {exc.strerror or exc}") from None
         return run
 
     @classmethod
@@ -75,13 +81,20 @@ class RunFolder:
             raise UserError(f"{path} is not a Chorus run folder (no run.json)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{file} is damaged: {exc}") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {file}: {exc.strerror or exc}") from None
         if not isinstance(document, dict) or "config" not in document:
             raise UserError(f"{file} is damaged: no config")
         schema = document.get("schema")
-        if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
             raise UserError(f"{file} was written by a newer Chorus (schema {schema}); this one reads "
                             f"schema {SCHEMA_VERSION}. Update Chorus to open it.")
-        config = RunConfig.from_dict(document["config"])
+        if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+            raise UserError(f"{file} is damaged: schema version {schema!r}")
+        try:
+            config = RunConfig.from_dict(document["config"])
+        except UserError as exc:
+            raise UserError(f"{file} holds a config this Chorus cannot use: {exc}") from None
         num_classes = document.get("num_classes", 0)
         if not isinstance(num_classes, int) or num_classes < 0:
             raise UserError(f"{file} is damaged: num_classes {num_classes!r}")
@@ -93,30 +106,46 @@ class RunFolder:
             for record in records:
                 handle.write(json.dumps(record) + "\n")
 
-    def truncate_metrics(self, step: int) -> None:
-        """On resume, drop log lines past the checkpoint so the curve continues without repeats."""
+    def truncate_metrics(self, step: int | Mapping[str, int]) -> None:
+        """On resume, drop log lines past the checkpoint so the curve continues without repeats.
+
+        ``step`` is one step for all, or each member's own step (a member paused by failures is
+        behind the others). Lines cut short by a crash are dropped too.
+        """
         if not self.metrics_log.exists():
             return
-        kept = [line for line in self.metrics_log.read_text(encoding="utf-8").splitlines()
-                if _step_of(line) is not None and _step_of(line) <= step]
+        steps = step if isinstance(step, Mapping) else {}
+        floor = min(steps.values(), default=0) if steps else int(step)  # type: ignore[arg-type]
+        kept = []
+        for line in self.metrics_log.read_text(encoding="utf-8", errors="replace").splitlines():
+            record = _record(line)
+            if record is not None and record[1] <= steps.get(record[0], floor):
+                kept.append(line)
         temp = self.metrics_log.with_suffix(".jsonl.tmp")
-        temp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(temp, self.metrics_log)
+        try:
+            temp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            os.replace(temp, self.metrics_log)
+        except OSError as exc:
+            raise UserError(f"cannot rewrite {self.metrics_log} before resuming: {exc.strerror or exc}") from None
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_log.exists():
             return []
         records = []
-        for line in self.metrics_log.read_text(encoding="utf-8").splitlines():
+        for line in self.metrics_log.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
 
-def _step_of(line: str) -> int | None:
+def _record(line: str) -> tuple[str, int] | None:
+    """(member, step) of one log line; None for a line cut by a crash or otherwise unreadable."""
     try:
-        return int(json.loads(line)["step"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        record = json.loads(line)
+        return str(record.get("member", "")), int(record["step"])
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None

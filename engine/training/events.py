@@ -30,15 +30,27 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class MemberFailed:
+    """A member's step went wrong (non-finite loss, out of memory); the others keep training."""
+
     member: str
     step: int
+    message: str
+    action: str = ""        # what the trainer did: "rolled back", "smaller batch" or "paused"
+
+
+@dataclass(frozen=True)
+class SaveFailed:
+    """A checkpoint, log line or preview could not be written; training goes on and saves again later."""
+
+    step: int
+    path: str
     message: str
 
 
 @dataclass(frozen=True)
 class Finished:
     step: int
-    reason: str             # "done" or "stopped"
+    reason: str             # "done", "stopped", or "failed" (every member paused after failures)
 
 
-Event = StepLogged | PreviewReady | CheckpointSaved | MemberFailed | Finished
+Event = StepLogged | PreviewReady | CheckpointSaved | MemberFailed | SaveFailed | Finished
