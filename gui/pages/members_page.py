@@ -24,6 +24,7 @@ class MembersPage(QWidget):
         self.read_only = False
 
         self.kind = QComboBox()
+        self.kind.setPlaceholderText("every member is added")
         self.add_button = QPushButton("Add member")
         self.add_button.setToolTip("add the chosen member to the run")
         self.banner = QLabel()
