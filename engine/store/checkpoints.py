@@ -138,10 +138,9 @@ def list_checkpoints(folder: Path) -> list[Path]:
 def prune(folder: Path, keep: int) -> None:
     for old in list_checkpoints(folder)[:-keep]:
         _discard(old)
-    for pattern in (".tmp-step-*", ".del-step-*"):  # left by a crash during an earlier save or prune
-        for stale in folder.glob(pattern):
-            if not stale.name.endswith(f"-{os.getpid()}"):
-                shutil.rmtree(stale, ignore_errors=True)
+    for pattern in (".tmp-step-*", ".del-step-*"):  # left by a crash or failure in an earlier save or prune
+        for stale in folder.glob(pattern):  # (called after our own rename: none of ours is in flight)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

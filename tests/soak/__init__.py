@@ -1,0 +1,1 @@
+"""Long-running checks kept in the repo but not collected by pytest (run them with ``python -m``)."""
