@@ -19,7 +19,7 @@ from engine.device import choose_device
 from engine.errors import UserError
 from engine.members.base import Member
 from engine.members.registry import member_class
-from engine.store.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
+from engine.store.checkpoints import CheckpointDamaged, list_checkpoints, load_checkpoint, save_checkpoint
 from engine.store.run_folder import RunFolder
 from engine.training.control import Control
 from engine.training.events import Finished
@@ -72,7 +72,7 @@ class Session:
         if chosen is not None:
             try:
                 session.load_checkpoint(chosen)
-            except UserError as exc:
+            except CheckpointDamaged as exc:
                 raise UserError(f"{exc}{_older_hint(run, chosen) if checkpoint is None else ''}") from None
         return session
 
@@ -95,7 +95,7 @@ class Session:
             try:
                 member.load_state_dict(states[name])
             except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = _first_reason(exc)
                 raise UserError(f"checkpoint {path / (name + '.safetensors')} does not fit member "
                                 f"{name!r} of this run: {first}") from None
         self._elapsed_before = float(meta.get("elapsed", 0.0))
@@ -135,6 +135,14 @@ def _check_batches(config: RunConfig, data: LoadedData) -> LoadedData:
     note = (f" Note: fewer images ({len(data.images)}) than one batch ({largest}); batches are drawn "
             "with replacement, so images repeat within a batch.")
     return dataclasses.replace(data, report=data.report.rstrip() + note)
+
+
+def _first_reason(exc: BaseException) -> str:
+    """The informative line of a load error (torch puts "Error(s) in loading state_dict…" first)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("Error(s) in loading state_dict")]
+    text = (useful or lines or [repr(exc)])[0]
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def _older_hint(run: RunFolder, damaged: Path) -> str:

@@ -45,6 +45,10 @@ def _write_json(path: Path, obj: Any) -> None:
         os.fsync(handle.fileno())
 
 
+class CheckpointDamaged(UserError):
+    """A checkpoint's files are missing, cut short or not what they claim to be."""
+
+
 class CheckpointWriteError(UserError):
     """A checkpoint could not be written (disk full, no permission…); the previous ones are intact."""
 
@@ -148,24 +152,24 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any
     try:
         meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"checkpoint {path} has no state.json") from None
+        raise CheckpointDamaged(f"checkpoint {path} has no state.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"checkpoint {path}/state.json is damaged: {exc}") from None
+        raise CheckpointDamaged(f"checkpoint {path}/state.json is damaged: {exc}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("members"), dict):
-        raise UserError(f"checkpoint {path}/state.json is damaged: no member table")
+        raise CheckpointDamaged(f"checkpoint {path}/state.json is damaged: no member table")
     states = {}
     for name, skeleton in meta["members"].items():
         file = path / f"{name}.safetensors"
         try:
             tensors = load_file(str(file))
         except FileNotFoundError:
-            raise UserError(f"checkpoint file missing: {file}") from None
+            raise CheckpointDamaged(f"checkpoint file missing: {file}") from None
         except (SafetensorError, OSError, ValueError) as exc:
-            raise UserError(f"checkpoint file {file} is damaged: {exc}") from None
+            raise CheckpointDamaged(f"checkpoint file {file} is damaged: {exc}") from None
         try:
             states[name] = join_state(tensors, skeleton)
         except ValueError as exc:
-            raise UserError(f"checkpoint {path}/state.json does not match {file.name}: {exc}") from None
+            raise CheckpointDamaged(f"checkpoint {path}/state.json does not match {file.name}: {exc}") from None
     return meta, states
 
 
@@ -175,16 +179,16 @@ def load_member_state(path: Path, name: str) -> dict[str, Any]:
         meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
         skeleton = meta["members"][name]
     except FileNotFoundError:
-        raise UserError(f"checkpoint {path} has no state.json") from None
+        raise CheckpointDamaged(f"checkpoint {path} has no state.json") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"checkpoint {path}/state.json has no usable state for {name!r}: {exc!r}") from None
+        raise CheckpointDamaged(f"checkpoint {path}/state.json has no usable state for {name!r}: {exc!r}") from None
     file = path / f"{name}.safetensors"
     try:
         return join_state(load_file(str(file)), skeleton)
     except FileNotFoundError:
-        raise UserError(f"checkpoint file missing: {file}") from None
+        raise CheckpointDamaged(f"checkpoint file missing: {file}") from None
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"checkpoint file {file} is damaged: {exc}") from None
+        raise CheckpointDamaged(f"checkpoint file {file} is damaged: {exc}") from None
 
 
 def tensor_only(state: dict[str, Any]) -> dict[str, torch.Tensor]:
