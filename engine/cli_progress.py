@@ -21,11 +21,15 @@ class Progress:
                 self.bar.update(event.step - self.bar.n)
             self.bar.set_postfix_str(" ".join(f"{k} {v:.0f} img/s" for k, v in self.rates.items()), refresh=False)
         elif isinstance(event, MemberFailed):
-            self.bar.write(f"chorus: member {event.member} failed at step {event.step}: {event.message}")
+            self.say(f"member {event.member} failed at step {event.step}: {event.message}")
         elif isinstance(event, SaveFailed):
-            self.bar.write(f"chorus: could not save at step {event.step}: {event.message}")
+            self.say(f"could not save at step {event.step}: {event.message}")
         elif isinstance(event, CheckpointSaved):
             self.bar.set_description_str(f"saved {event.step}", refresh=False)
+
+    def say(self, message: str) -> None:
+        """One line on stderr (above the bar when there is one; tqdm.write alone would pick stdout)."""
+        self.bar.write(f"chorus: {message}", file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

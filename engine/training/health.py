@@ -38,9 +38,9 @@ class _State:
 
 
 class Health:
-    def __init__(self, members: list[Member], emit: Callable[[Event], None], snapshot_every: int = SNAPSHOT_EVERY):
+    def __init__(self, members: list[Member], emit: Callable[[Event], None], snapshot_every: int | None = None):
         self.emit = emit
-        self.snapshot_every = snapshot_every
+        self.snapshot_every = snapshot_every or SNAPSHOT_EVERY
         self._state = {m.name: _State(m.config.batch_size) for m in members}
 
     def batch_size(self, member: Member) -> int:
