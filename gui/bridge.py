@@ -36,6 +36,10 @@ from engine.store.images import grid  # imported here, not on the first preview 
 from engine.training.child import (ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob,
                                    run_child)
 from engine.training.events import CheckpointSaved, Finished, MemberFailed, PreviewReady, StepLogged
+try:  # newer engines also say when a save failed
+    from engine.training.events import SaveFailed
+except ImportError:  # pragma: no cover
+    SaveFailed = None
 
 EMIT_HZ = 30                 # at most this many batches of step logs per second reach the GUI
 IDLE_POLL_S = 0.25           # with nothing pending, check this often that the child is alive
@@ -197,6 +201,7 @@ class TrainingLink(QThread):
     sig_paused = Signal(int)
     sig_resumed = Signal(int)
     sig_member_failed = Signal(str, int, str)
+    sig_save_failed = Signal(int, str, str)
     sig_finished = Signal(int, str)
     sig_failed = Signal(str, bool)
 
@@ -311,7 +316,11 @@ class TrainingLink(QThread):
         elif isinstance(item, Resumed):
             self.sig_resumed.emit(item.step)
         elif isinstance(item, MemberFailed):
-            self.sig_member_failed.emit(item.member, item.step, item.message)
+            action = getattr(item, "action", "")
+            self.sig_member_failed.emit(item.member, item.step,
+                                        f"{item.message} ({action})" if action else item.message)
+        elif SaveFailed is not None and isinstance(item, SaveFailed):
+            self.sig_save_failed.emit(item.step, item.path, item.message)
         elif isinstance(item, Finished):
             self.sig_finished.emit(item.step, item.reason)
         elif isinstance(item, ChildFailed):
@@ -619,7 +628,8 @@ class EngineBridge(QObject):
     sig_paused = Signal(int)
     sig_resumed = Signal(int)
     sig_member_failed = Signal(str, int, str)
-    sig_training_finished = Signal(int, str)          # step, "done" | "stopped"
+    sig_save_failed = Signal(int, str, str)           # step, path, what went wrong
+    sig_training_finished = Signal(int, str)          # step, "done" | "stopped" | "failed"
     sig_training_failed = Signal(str)
     sig_training_ended = Signal()                     # process and engine thread are gone
     # jobs
@@ -672,6 +682,7 @@ class EngineBridge(QObject):
         link.sig_paused.connect(self.sig_paused)
         link.sig_resumed.connect(self.sig_resumed)
         link.sig_member_failed.connect(self.sig_member_failed)
+        link.sig_save_failed.connect(self.sig_save_failed)
         link.sig_finished.connect(self.sig_training_finished)
         link.sig_failed.connect(self._link_failed)
         link.finished.connect(self._link_finished)

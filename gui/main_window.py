@@ -116,6 +116,8 @@ class MainWindow(QMainWindow):
         b.sig_paused.connect(lambda step: self.training_page.set_state("paused", f"Paused at step {step:,}"))
         b.sig_resumed.connect(lambda _step: self.training_page.set_state("training"))
         b.sig_member_failed.connect(lambda m, s, text: self.show_message(f"Member {m} failed at step {s}", text))
+        b.sig_save_failed.connect(lambda s, path, text: self.show_message(f"Could not save at step {s}",
+                                                                          f"{path}: {text}"))
         b.sig_training_finished.connect(self._training_finished)
         b.sig_training_failed.connect(self._training_failed)
         b.sig_training_ended.connect(self._training_ended)
@@ -354,10 +356,14 @@ class MainWindow(QMainWindow):
         self.metrics_page.checkpoint_saved(step)
 
     def _training_finished(self, step: int, reason: str) -> None:
-        text = (f"Stopped at step {step:,}; checkpoint saved" if reason == "stopped"
-                else f"Finished: step {step:,}")
+        text = {"stopped": f"Stopped at step {step:,}; checkpoint saved",
+                "failed": f"Stopped at step {step:,}: every member failed"}.get(reason, f"Finished: step {step:,}")
         self.training_page.set_state("idle", text)
         self.statusBar().showMessage(text, 10000)
+        if reason == "failed":
+            self.show_message("Training stopped", f"Every member failed and was paused at step {step:,}; the "
+                              "messages before this one say why. Lower the learning rate or the batch size and "
+                              "continue, or start a new run.")
 
     def _training_failed(self, message: str) -> None:
         self.training_page.set_state("idle", "Training failed")

@@ -105,7 +105,9 @@ def _train(job: TrainJob, queue, stop, pause, resume) -> None:
     else:
         session = Session.create(RunConfig.from_dict(job.config or {}), job.out, job.device)
     queue.put(ChildStarted(str(session.run.path), session.step, job.steps))
-    control = ReportingControl(stop, pause, resume, queue.put, lambda: session.step)
+    # the loop's step is the members' (a member paused after failures lags behind: not the minimum)
+    control = ReportingControl(stop, pause, resume, queue.put,
+                               lambda: max(member.step for member in session.members.values()))
     session.train(job.steps, callbacks=[queue.put], control=control)
 
 
