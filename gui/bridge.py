@@ -14,6 +14,7 @@ Pages import what they need from here and never from ``engine``.
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import multiprocessing as mp
@@ -189,6 +190,26 @@ class JobCancelled(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
+# threads that outlive their window
+
+_ORPHANS: list[QThread] = []
+
+
+def _adopt(thread: QThread) -> None:
+    """Keep a thread that did not stop in time alive until it does: Qt aborts the whole process when
+    a running QThread is destroyed. Cancelled jobs end at their next progress report."""
+    if thread.isRunning() and thread not in _ORPHANS:
+        _ORPHANS.append(thread)
+        thread.finished.connect(lambda t=thread: t in _ORPHANS and _ORPHANS.remove(t))
+
+
+@atexit.register
+def _wait_for_orphans() -> None:
+    for thread in list(_ORPHANS):
+        thread.wait()
+
+
+# ---------------------------------------------------------------------------------------------
 # the training link: child process ↔ Qt signals
 
 class TrainingLink(QThread):
@@ -214,6 +235,8 @@ class TrainingLink(QThread):
         self.process = ctx.Process(target=run_child, name="chorus-trainer", daemon=True,
                                    args=(job, self.queue, self.stop_flag, self.pause_flag, self.resume_flag))
         self._stop_requested_at: float | None = None
+        self.started_seen = False         # set by the engine thread when ChildStarted arrives
+        self.ended_before_start = False   # stopped before training began: ended, not failed
 
     # called from the GUI thread: flags only, never blocking
     def pause(self) -> None:
@@ -229,13 +252,22 @@ class TrainingLink(QThread):
             self._stop_requested_at = time.monotonic()
         self.stop_flag.set()
         self.resume_flag.set()
+        if not self.started_seen and self.process.pid is not None:
+            # Still importing torch or loading data: nothing to save yet, so do not wait for it.
+            self.ended_before_start = True
+            self.process.terminate()
 
     def run(self) -> None:
+        if self.stop_flag.is_set():  # stopped before it was even started
+            return
         try:
             self.process.start()
         except Exception as exc:  # noqa: BLE001 - e.g. no memory to spawn
             self.sig_failed.emit(f"could not start the trainer process: {exc}", False)
             return
+        if self.stop_flag.is_set():  # stop() ran while the process was being started
+            self.ended_before_start = True
+            self.process.terminate()
         try:
             self._pump()
         finally:
@@ -291,6 +323,8 @@ class TrainingLink(QThread):
                 if self._dispatch(item):
                     return True
         self._flush(steps, previews)
+        if self.ended_before_start:
+            return True
         code = self.process.exitcode
         self.sig_failed.emit(f"the trainer process ended unexpectedly (exit code {code}); "
                              "the last saved checkpoint is kept — open the run to resume", False)
@@ -308,6 +342,7 @@ class TrainingLink(QThread):
     def _dispatch(self, item: Any) -> bool:
         """Emit one non-step message; True when it is the child's last."""
         if isinstance(item, ChildStarted):
+            self.started_seen = True
             self.sig_started.emit(item.run, item.step, item.total)
         elif isinstance(item, CheckpointSaved):
             self.sig_checkpoint.emit(item.step, item.path)
@@ -330,6 +365,10 @@ class TrainingLink(QThread):
         return False
 
     def _reap(self) -> None:
+        if self.process.pid is None:  # never started
+            self.queue.close()
+            self.queue.join_thread()
+            return
         self.process.join(timeout=STOP_GRACE_S)
         if self.process.is_alive():
             self.process.kill()
@@ -409,7 +448,10 @@ class JobThread(QThread):
             for job in self._latest.values():
                 job.cancel.set()
         self._jobs.put(None)
-        return self.wait(timeout_ms) if self.isRunning() else True
+        if self.isRunning() and not self.wait(timeout_ms):
+            _adopt(self)
+            return False
+        return True
 
     def run(self) -> None:
         import torch
@@ -647,6 +689,7 @@ class EngineBridge(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._link: TrainingLink | None = None
+        self._retired: TrainingLink | None = None
         self._jobs = JobThread()
         self._jobs.sig_done.connect(self._job_done)
         self._jobs.sig_failed.connect(self._job_failed)
@@ -714,7 +757,7 @@ class EngineBridge(QObject):
         if link is None:  # already handled by shutdown()
             return
         link.wait()
-        link.deleteLater()
+        self._retired = link  # deleted with the next one, never inside the slot its signal called
         self.paused = False
         self.sig_training_ended.emit()
 
@@ -767,6 +810,8 @@ class EngineBridge(QObject):
         link = self._link
         if link is not None:
             link.stop()
-            link.wait(int(timeout_s * 1000) + 3000)
-            self._link_finished()
+            if not link.wait(int(timeout_s * 1000) + 3000):
+                _adopt(link)
+            self._link, self.paused = None, False
+            self.sig_training_ended.emit()
         self._jobs.shutdown()

@@ -8,7 +8,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, QThread
+from PySide6.QtCore import QEventLoop, QSettings, QThread
 
 from tests.conftest import TINY_PARAMS
 
@@ -28,8 +28,12 @@ def isolated_studio(tmp_path: Path, monkeypatch, qapp):
 
 
 @pytest.fixture(autouse=True)
-def no_thread_or_process_left(monkeypatch):
-    """Fail a test that leaves a QThread running or a child process alive (after a 2 s grace)."""
+def no_thread_or_process_left(monkeypatch, qapp):
+    """Fail a test that leaves a QThread running or a child process alive (after a 2 s grace).
+
+    The grace runs the event loop, so a window that is still closing (stopping its trainer) can
+    finish; whatever is left is then stopped here, so one failing test cannot abort the session.
+    """
     started: list[weakref.ref] = []
     original_start = QThread.start
 
@@ -39,24 +43,36 @@ def no_thread_or_process_left(monkeypatch):
 
     monkeypatch.setattr(QThread, "start", recording_start)
     yield
+    monkeypatch.setattr(QThread, "start", original_start)
+
+    def running_threads() -> list[QThread]:
+        alive = []
+        for ref in started:
+            thread = ref()
+            try:
+                if thread is not None and thread.isRunning():
+                    alive.append(thread)
+            except RuntimeError:  # the C++ object is already gone: not running
+                continue
+        return alive
+
     deadline = time.monotonic() + LEFTOVER_GRACE_S
-    running = []
-    for ref in started:
-        thread = ref()
-        try:
-            if thread is not None and not thread.wait(max(0, int((deadline - time.monotonic()) * 1000))):
-                running.append(type(thread).__name__)
-        except RuntimeError:  # the C++ object is already gone: not running
-            continue
-    alive = []
-    for child in multiprocessing.active_children():
-        child.join(max(0.0, deadline - time.monotonic()))
-        if child.is_alive():
-            alive.append(child.name)
-            child.kill()
-            child.join(5)
-    assert not running, f"QThread(s) still running after the test: {running}"
-    assert not alive, f"child process(es) still alive after the test: {alive}"
+    while (running_threads() or multiprocessing.active_children()) and time.monotonic() < deadline:
+        qapp.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        for thread in running_threads()[:1]:
+            thread.wait(20)  # a short block instead of a busy loop
+    threads = running_threads()
+    children = multiprocessing.active_children()
+    for child in children:
+        child.kill()
+        child.join(5)
+    for thread in threads:
+        for method in ("stop", "shutdown"):
+            if hasattr(thread, method):
+                getattr(thread, method)()
+        thread.wait(30_000)
+    assert not threads, f"QThread(s) still running after the test: {[type(t).__name__ for t in threads]}"
+    assert not children, f"child process(es) still alive after the test: {[c.name for c in children]}"
 
 
 def configure_tiny_run(window, source: Path, members=("dcgan", "vae"), steps: int = 100_000,

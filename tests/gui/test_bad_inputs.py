@@ -99,3 +99,22 @@ def test_a_folder_that_is_not_a_run_gives_a_message(qtbot, tmp_path, monkeypatch
     window.tabs.setCurrentWidget(window.training_page)
     assert window.members_page.validate_all()
     window.close()
+
+
+def test_trainer_troubles_become_messages_not_crashes(qtbot):
+    """What the child reports when a member diverges, a save fails or every member gave up."""
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    bridge = window.bridge
+    bridge.sig_member_failed.emit("vae", 12, "loss became NaN (rolled back)")
+    assert window.last_message == "Member vae failed at step 12: loss became NaN (rolled back)"
+    bridge.sig_save_failed.emit(20, "/runs/x/checkpoints", "No space left on device")
+    assert window.last_message == "Could not save at step 20: /runs/x/checkpoints: No space left on device"
+    bridge.sig_training_finished.emit(30, "failed")
+    assert window.training_page.state.text() == "Stopped at step 30: every member failed"
+    assert window.last_message.startswith("Training stopped: Every member failed")
+    bridge.sig_training_failed.emit("the trainer process ended unexpectedly (exit code -9)")
+    assert "exit code -9" in window.last_message and window.training_page.start_button.isEnabled()
+    window.close()

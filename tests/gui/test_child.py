@@ -11,8 +11,13 @@ from tests.conftest import tiny_config_dict
 
 @pytest.fixture(autouse=True)
 def child_environment_restored(monkeypatch):
-    """run_child sets OMP_WAIT_POLICY for its own process; here it runs in ours, so undo it after."""
+    """run_child sets its process's OpenMP policy and torch threads; here it runs in ours: undo it."""
+    import torch
+
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def drain(q: queue.Queue) -> list:
@@ -27,7 +32,7 @@ def test_child_sends_started_events_finished_and_done_last(tiny_npz, tmp_path):
     from engine.training.events import CheckpointSaved, Finished, StepLogged
 
     q: queue.Queue = queue.Queue()
-    job = TrainJob(steps=4, config=tiny_config_dict(tiny_npz, ("vae",)), out=str(tmp_path / "run"))
+    job = TrainJob(steps=4, config=tiny_config_dict(tiny_npz, ("vae",)), out=str(tmp_path / "run"), threads=1)
     run_child(job, q, threading.Event(), threading.Event(), threading.Event())
     items = drain(q)
     assert items[0] == ChildStarted(str(tmp_path / "run"), 0, 4)
@@ -56,7 +61,7 @@ def test_child_announces_pause_and_resume_at_the_step_it_holds(tiny_npz, tmp_pat
     stop, pause, resume = threading.Event(), threading.Event(), threading.Event()
     pause.set()  # paused before the first step: it waits there until resumed
     worker = threading.Thread(target=run_child, args=(TrainJob(steps=3, config=tiny_config_dict(
-        tiny_npz, ("vae",)), out=str(tmp_path / "run")), q, stop, pause, resume))
+        tiny_npz, ("vae",)), out=str(tmp_path / "run"), threads=1), q, stop, pause, resume))
     worker.start()
     seen = []
     while not any(isinstance(item, Paused) for item in seen):

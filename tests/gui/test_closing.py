@@ -59,3 +59,40 @@ def test_stop_while_paused_saves_and_ends(qtbot, tiny_npz):
     assert (Path(window.run_path) / "checkpoints" / f"step-{step:07d}").is_dir()
     assert window.training_page.state_name == "idle" and window.training_page.start_button.isEnabled()
     window.close()
+
+
+def test_a_trainer_that_dies_becomes_a_message_and_the_run_can_continue(qtbot, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    configure_tiny_run(window, tiny_npz, checkpoint_every=5)
+    with qtbot.waitSignal(window.bridge.sig_checkpoint_saved, timeout=LONG):
+        window.start_training()
+    with qtbot.waitSignal(window.bridge.sig_training_ended, timeout=LONG):
+        window.bridge._link.process.kill()  # as the OOM killer would
+    assert "ended unexpectedly" in window.last_message
+    assert window.training_page.start_button.isEnabled() and not multiprocessing.active_children()
+    qtbot.waitUntil(lambda: window.training_page.state.text().startswith("Opened at step"), timeout=LONG)
+    resumed_from = window.training_page.step
+    with qtbot.waitSignal(window.bridge.sig_training_started, timeout=LONG) as started:
+        window.start_training()  # continue from the last checkpoint
+    assert started.args[1] == resumed_from and resumed_from % 5 == 0
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+
+
+def test_closing_while_the_trainer_still_starts_ends_at_once(qtbot, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    window.show()
+    configure_tiny_run(window, tiny_npz)
+    window.start_training()
+    assert window.bridge.training and window.run_path is None  # the child is still importing torch
+    started = time.monotonic()
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+    assert time.monotonic() - started < 2.0
+    assert not multiprocessing.active_children() and "unexpectedly" not in window.last_message
