@@ -19,6 +19,8 @@ from engine.data import folder as folder_mod
 from engine.data.folder import FolderImages, load_image_folder
 from engine.errors import UserError
 
+pytestmark = pytest.mark.reliability  # issue 6: the bad-image corpus
+
 SIZE = 16
 RED = (220, 20, 20)
 GREEN = (20, 200, 20)
