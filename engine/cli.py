@@ -187,7 +187,7 @@ def _train(session, steps: int, quiet: bool) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     where = session.checkpoint
-    if where is None or where.name != f"step-{finished.step:07d}":
+    if finished.save_error:
         kept = f"the last saved checkpoint is {where}" if where else "no checkpoint was saved"
         print(f"chorus: error: trained to step {finished.step} but could not save it; {kept}", file=sys.stderr)
         return EXIT_FAILED

@@ -51,6 +51,7 @@ class SaveFailed:
 class Finished:
     step: int
     reason: str             # "done", "stopped", or "failed" (every member paused after failures)
+    save_error: str = ""    # why the final state could not be saved ("" when it was, or nothing was new)
 
 
 Event = StepLogged | PreviewReady | CheckpointSaved | MemberFailed | SaveFailed | Finished

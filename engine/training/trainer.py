@@ -82,9 +82,10 @@ class Trainer:
             if step % train.checkpoint_every == 0 and self.checkpoint(step):
                 saved_step = step
         self.flush_logs(step)
+        saved = True
         if step != saved_step or session.run.latest_checkpoint() is None:
-            self.checkpoint(step, final=True)
-        finished = Finished(step, reason)
+            saved = self.checkpoint(step, final=True)
+        finished = Finished(step, reason, "" if saved else self.save_error or "")
         self.emit(finished)
         return finished
 
