@@ -196,6 +196,7 @@ def one_trial(number: int, rng: random.Random, setup: Setup, run: Path, full: fl
               expected: dict) -> tuple[Trial, bool]:
     """Start the run's next process, kill it, inspect the folder. (trial, whether the run completed)."""
     before = inspect(run)[1]
+    log_before = _stamp(run / "metrics.jsonl")
     if rng.random() < 0.35:
         stage = rng.choice(STAGES)
         every = setup.checkpoint_every
@@ -220,11 +221,22 @@ def one_trial(number: int, rng: random.Random, setup: Setup, run: Path, full: fl
         if not killed:
             return Trial(number, mode, False, False, 0, f"process failed (exit {proc.returncode})"), False
         logged, saved = inspect(run)
+        if _stamp(run / "metrics.jsonl") == log_before and saved == before:
+            # killed while starting up: the log lines past the checkpoint are the previous trial's loss
+            return Trial(number, mode, True, True, 0, f"killed before it trained; resumes at {saved}"), False
         lost = max(0, logged - saved)
         ok = saved >= before and lost <= setup.checkpoint_every
         return Trial(number, mode, True, ok, lost, f"logged {logged}, resumes at {saved}"), False
     except Exception as exc:  # noqa: BLE001 - a run that cannot be inspected is a failed trial
         return Trial(number, mode, killed, False, -1, f"{type(exc).__name__}: {exc}"), False
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_size, status.st_mtime_ns
 
 
 def _line(trial: Trial) -> str:
