@@ -115,7 +115,7 @@ class MemberConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 2000  # optimizer steps per member
+    steps: int = 1500  # optimizer steps per member (the quality bench uses the same budget)
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
