@@ -4,13 +4,15 @@ member that keeps failing is paused. Whatever happens to one member, the others 
 Rollback target: an in-memory copy of the member's weights and optimizer state, taken at a log
 point (at most every ``snapshot_every`` steps) after its losses since the previous log point were
 seen finite and its weights checked finite. The copy stays on the member's device (a clone, no
-host transfer). A rollback keeps the member's step count and random generator, so it stays in
+host transfer). Copies are also spaced in time so that they cost at most SNAPSHOT_BUDGET of the
+training time, however fast a member's steps are (a tiny member on a GPU steps in a millisecond). A rollback keeps the member's step count and random generator, so it stays in
 step with the others and does not replay the batches that diverged; its learning rate is halved
 (and, being in the optimizer's state, stays halved in the checkpoints).
 """
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,6 +26,7 @@ MAX_ROLLBACKS = 3        # the next divergence after this many pauses the member
 LR_FACTOR = 0.5          # learning rate multiplier at each rollback
 MIN_BATCH = 4            # out-of-memory halving stops here (or at the configured size if smaller)
 SNAPSHOT_EVERY = 50      # steps between rollback copies (taken at the first log point after)
+SNAPSHOT_BUDGET = 0.01   # largest share of the training time that taking copies may use
 
 ROLLED_BACK, SMALLER_BATCH, PAUSED = "rolled back", "smaller batch", "paused"
 
@@ -33,6 +36,7 @@ class _State:
     batch_size: int
     snapshot: dict[str, Any] | None = None
     snapshot_step: int = -1
+    next_snapshot_time: float = 0.0
     rollbacks: int = 0
     paused: bool = False
 
@@ -56,10 +60,12 @@ class Health:
             self._pause(member, step, "its weights are not finite (NaN or Inf) at the start")
 
     def snapshot_due(self, member: Member, step: int) -> bool:
-        return step - self._state[member.name].snapshot_step >= self.snapshot_every
+        state = self._state[member.name]
+        return step - state.snapshot_step >= self.snapshot_every and time.perf_counter() >= state.next_snapshot_time
 
     def snapshot(self, member: Member, step: int) -> bool:
         """Copy the member's state if its weights are finite; False (and no copy) if they are not."""
+        started = time.perf_counter()
         if not weights_finite(member):
             return False
         state = self._state[member.name]
@@ -69,6 +75,8 @@ class Health:
             "optims": {name: copy.deepcopy(opt.state_dict()) for name, opt in member.optimizers.items()},
         }
         state.snapshot_step = step
+        now = time.perf_counter()
+        state.next_snapshot_time = now + (now - started) / SNAPSHOT_BUDGET
         return True
 
     # -- failures --------------------------------------------------------------------------------
@@ -123,10 +131,13 @@ class Health:
 
 
 def weights_finite(member: Member) -> bool:
-    """One device sync: are all floating-point weights and buffers of the member finite?"""
-    flags = [torch.isfinite(t).all() for net in member.networks().values()
-             for t in net.state_dict().values() if t.is_floating_point()]
-    return bool(torch.stack(flags).all()) if flags else True
+    """One device sync: are all floating-point weights and buffers of the member finite?
+
+    The norm over all of them is NaN/Inf exactly when one value is (weights are nowhere near the
+    1e19 where a square would overflow); torch computes it with fused multi-tensor kernels."""
+    tensors = [t.detach() for net in member.networks().values()
+               for t in net.state_dict().values() if t.is_floating_point()]
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors))) if tensors else True
 
 
 def _drop_gradients(member: Member) -> None:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.reliability
 @pytest.fixture(autouse=True)
 def frequent_snapshots(monkeypatch):
     monkeypatch.setattr(health_module, "SNAPSHOT_EVERY", 4)
+    monkeypatch.setattr(health_module, "SNAPSHOT_BUDGET", 1e9)  # no spacing in time: exact steps
 
 
 def poison_weights_at(member, steps: set[int]) -> None:
@@ -152,3 +153,16 @@ def test_cli_prints_the_member_failure_and_finishes(tiny_npz, tmp_path, monkeypa
                  "--device", "cpu", "--config", str(write_config(tmp_path, ("dcgan", "vae"))), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "chorus: member vae failed at step 4: its loss became NaN or Inf" in err and "rolled back" in err
+
+
+def test_rollback_copies_are_spaced_to_stay_within_their_time_budget(tiny_config, tmp_path, monkeypatch):
+    from engine.training.health import Health
+
+    session = Session.create(tiny_config(["vae"], steps=1), tmp_path / "run")
+    vae = session.members["vae"]
+    health = Health([vae], lambda event: None)
+    health.start(vae, 0)
+    assert health.snapshot_due(vae, 4)  # the test budget allows a copy as soon as 4 steps passed
+    monkeypatch.setattr(health_module, "SNAPSHOT_BUDGET", 1e-9)  # a copy may use a billionth of the time
+    health.snapshot(vae, 4)
+    assert not health.snapshot_due(vae, 1000)  # steps alone do not make the next one due
