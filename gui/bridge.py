@@ -357,6 +357,9 @@ class TrainingLink(QThread):
         elif SaveFailed is not None and isinstance(item, SaveFailed):
             self.sig_save_failed.emit(item.step, item.path, item.message)
         elif isinstance(item, Finished):
+            save_error = getattr(item, "save_error", "")
+            if save_error:  # the final checkpoint could not be written
+                self.sig_save_failed.emit(item.step, "the final checkpoint", save_error)
             self.sig_finished.emit(item.step, item.reason)
         elif isinstance(item, ChildFailed):
             self.sig_failed.emit(item.message, item.user_error)

@@ -85,3 +85,15 @@ def test_child_stopped_before_it_starts_leaves_nothing_behind(tiny_npz, tmp_path
               stop, threading.Event(), threading.Event())
     assert [type(item) for item in drain(q)] == [ChildDone]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_final_save_that_failed_reaches_the_window_as_a_message(qtbot):
+    from engine.training.events import Finished
+    from gui.bridge import TrainingLink
+
+    link = TrainingLink(job=None)  # only its dispatch: the process is never started
+    saved, finished = [], []
+    link.sig_save_failed.connect(lambda step, where, text: saved.append((step, where, text)))
+    link.sig_finished.connect(lambda step, reason: finished.append((step, reason)))
+    link._dispatch(Finished(7, "stopped", "No space left on device"))
+    assert saved == [(7, "the final checkpoint", "No space left on device")] and finished == [(7, "stopped")]
