@@ -5,9 +5,11 @@ Rollback target: an in-memory copy of the member's weights and optimizer state, 
 point (at most every ``snapshot_every`` steps) after its losses since the previous log point were
 seen finite and its weights checked finite. The copy stays on the member's device (a clone, no
 host transfer). Copies are also spaced in time so that they cost at most SNAPSHOT_BUDGET of the
-training time, however fast a member's steps are (a tiny member on a GPU steps in a millisecond). A rollback keeps the member's step count and random generator, so it stays in
-step with the others and does not replay the batches that diverged; its learning rate is halved
-(and, being in the optimizer's state, stays halved in the checkpoints).
+training time, however fast a member's steps are (a tiny member on a GPU steps in a millisecond).
+
+A rollback keeps the member's step count and random generator, so it stays in step with the
+others and does not replay the batches that diverged; its learning rate is halved (and, being in
+the optimizer's state, stays halved in the checkpoints).
 """
 from __future__ import annotations
 

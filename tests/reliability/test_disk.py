@@ -63,7 +63,8 @@ def test_failed_final_save_exits_1_keeps_the_last_checkpoint_and_resume_retries(
     run = tmp_path / "run"
     failing_saves(monkeypatch, {4, 5, 6})
     code = main(["train", "--data", str(tiny_npz), "--size", "16", "--steps", "6", "--out", str(run), "--device",
-                 "cpu", "--config", str(write_config(tmp_path, ("vae",))), "--checkpoint-every", "3", "--log-every", "1", "--quiet"])
+                 "cpu", "--config", str(write_config(tmp_path, ("vae",))), "--checkpoint-every", "3",
+                 "--log-every", "1", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1
     assert "chorus: could not save at step 6: cannot save checkpoint" in err and "No space left" in err

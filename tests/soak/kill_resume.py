@@ -16,7 +16,6 @@ The helpers here also serve tests/reliability/test_kill_resume.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import select
