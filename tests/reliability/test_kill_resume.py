@@ -3,7 +3,9 @@ and the pieces that make it so (atomic saves, hidden temporaries, tolerant and t
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import time
 
 import pytest
@@ -23,6 +25,7 @@ class Crash(BaseException):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "SIGKILL"), reason="needs POSIX FIFOs and SIGKILL")
 def test_sigkill_during_training_and_saves_always_resumes(tmp_path):
     setup = prepare(tmp_path, steps=30, checkpoint_every=1)
     run, folder = tmp_path / "run", tmp_path / "run" / "checkpoints"
