@@ -64,3 +64,16 @@ def tiny_config(tiny_npz: Path):
         return RunConfig.from_dict(tiny_config_dict(tiny_npz, members, **train))
 
     return make
+
+
+def train_tiny_run(folder: Path, steps: int = 6, checkpoint_every: int = 2):
+    """A run of every member on the shapes data, trained a few steps with several checkpoints."""
+    from engine.config import RunConfig
+    from engine.session import Session
+
+    images, labels = shapes_dataset()
+    np.savez(folder / "d.npz", images=images, labels=labels)
+    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=steps, checkpoint_every=checkpoint_every))
+    session = Session.create(config, folder / "run")
+    session.train(steps)
+    return session

@@ -10,21 +10,13 @@ from engine.fusion.base import FusionContext
 from engine.fusion.mixture import fit_weights, mixture_stats, simplex_grid
 from engine.fusion.registry import FUSIONS, fusion
 from engine.fusion.vote import Vote
-from engine.session import Session
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    from engine.config import RunConfig
-    from tests.conftest import shapes_dataset, tiny_config_dict
+    from tests.conftest import train_tiny_run
 
-    folder = tmp_path_factory.mktemp("strategies")
-    images, labels = shapes_dataset()
-    np.savez(folder / "d.npz", images=images, labels=labels)
-    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=6, checkpoint_every=2))
-    session = Session.create(config, folder / "run")
-    session.train(6)
-    return session
+    return train_tiny_run(tmp_path_factory.mktemp("strategies"))
 
 
 def context_of(session):

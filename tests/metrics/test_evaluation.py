@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 
 from engine.cli import main
@@ -17,15 +16,9 @@ METRICS = ("fd", "kid", "precision", "recall", "density", "coverage")
 
 @pytest.fixture(scope="module")
 def run_path(tmp_path_factory):
-    from engine.config import RunConfig
-    from tests.conftest import shapes_dataset, tiny_config_dict
+    from tests.conftest import train_tiny_run
 
-    folder = tmp_path_factory.mktemp("evaluation")
-    images, labels = shapes_dataset()
-    np.savez(folder / "d.npz", images=images, labels=labels)
-    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=6, checkpoint_every=2))
-    Session.create(config, folder / "run").train(6)
-    return folder / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("evaluation")).run.path
 
 
 def test_evaluate_reports_every_member_and_fusion(run_path):
