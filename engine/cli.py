@@ -3,6 +3,7 @@ traceback), 130 when interrupted (after saving a checkpoint)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -41,14 +42,20 @@ def build_parser() -> Parser:
     train.add_argument("--checkpoint-every", type=_int)
     train.add_argument("--log-every", type=_int)
     train.add_argument("--preview-every", type=_int)
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="autocast on CUDA (auto: what bench speed measured faster for each member)")
+    train.add_argument("--compile", choices=["auto", "off", "on"], help="torch.compile the training networks")
     train.add_argument("--config", type=Path, help="a TOML file; flags given here override it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--distributed", action="store_true",
+                       help="one rank of a data-parallel job started by torchrun (rank 0 writes)")
 
     resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run", type=Path)
     resume.add_argument("--steps", type=_int_in(0, MAX_STEPS), help="total steps to reach (default: the run's own)")
     resume.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     resume.add_argument("--quiet", action="store_true")
+    resume.add_argument("--distributed", action="store_true", help="as for train: started by torchrun")
 
     sample = sub.add_parser("sample", help="write a grid of samples as PNG")
     sample.add_argument("run", type=Path, nargs="?")
@@ -120,18 +127,42 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     raw = load_config_file(args.config) if args.config else {}
     config = RunConfig.from_dict(_overlay(raw, args))
-    session = Session.create(config, args.out, args.device)
-    print(session.data.report, file=sys.stderr)
-    return _train(session, config.train.steps, args.quiet)
+    with _world(args, config.train.device) as (world, device):
+        session = Session.create(config, args.out, device, world=world)
+        _say(world, session.data.report, *session.notes)
+        return _train(session, config.train.steps, args.quiet)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.session import Session
 
-    session = Session.open(args.run, args.device)
-    steps = args.steps if args.steps is not None else session.config.train.steps
-    print(f"resuming {args.run} at step {session.step} → {steps}", file=sys.stderr)
-    return _train(session, steps, args.quiet)
+    with _world(args, args.device or "auto") as (world, device):
+        session = Session.open(args.run, device if world else args.device, world=world)
+        steps = args.steps if args.steps is not None else session.config.train.steps
+        _say(world, f"resuming {args.run} at step {session.step} → {steps}", *session.notes)
+        return _train(session, steps, args.quiet)
+
+
+@contextlib.contextmanager
+def _world(args: argparse.Namespace, device: str):
+    """(World, device) for a rank of a torchrun job with --distributed, else (None, args.device)."""
+    if not args.distributed:
+        yield None, args.device
+        return
+    from engine.training import distributed
+
+    world = distributed.world_from_env()
+    rank_device = distributed.start(world, device)
+    try:
+        yield world, rank_device
+    finally:
+        distributed.stop()
+
+
+def _say(world, *lines: str) -> None:
+    if world is None or world.is_main:
+        for line in lines:
+            print(line, file=sys.stderr)
 
 
 def _overlay(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -142,7 +173,7 @@ def _overlay(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     for key, value in (("source", args.data), ("size", args.size), ("channels", args.channels), ("flip", args.flip)):
         if value is not None:
             data[key] = value
-    for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every"):
+    for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every", "precision", "compile"):
         if getattr(args, key) is not None:
             train[key] = getattr(args, key)
     if args.members is not None:
@@ -179,13 +210,16 @@ def _train(session, steps: int, quiet: bool) -> int:
     control = Control()
     stop = lambda signum, frame: control.request_stop()  # noqa: E731 - save, then exit
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress = Progress(session.step, steps, disabled=quiet)
+    world = session.world
+    progress = Progress(session.step, steps, disabled=quiet or (world is not None and not world.is_main))
     try:
         finished = session.train(steps, [progress], control)
     finally:
         progress.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if world is not None and not world.is_main:  # rank 0 reports for the job
+        return {"stopped": EXIT_INTERRUPTED, "failed": EXIT_FAILED}.get(finished.reason, 0)
     where = session.checkpoint
     if finished.save_error:
         kept = f"the last saved checkpoint is {where}" if where else "no checkpoint was saved"

@@ -16,6 +16,8 @@ from engine.errors import UserError
 SCHEMA_VERSION = 1
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")   # engine/accel.py applies them
+COMPILE_MODES = ("auto", "off", "on")
 SIZES_HINT = "8 to 256 pixels (28, 32 and 64 are typical)"
 
 
@@ -122,6 +124,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 10
     preview_every: int = 250
+    precision: str = "auto"     # autocast on CUDA: auto = what bench speed measured faster per member
+    compile: str = "auto"       # torch.compile of the training networks (CUDA; falls back to eager)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "TrainConfig":
@@ -129,6 +133,11 @@ class TrainConfig:
         get = lambda key: raw.get(key, getattr(cls, key))  # noqa: E731
         device = str(get("device")).lower()
         _check(device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        precision = str(get("precision")).lower()
+        _check(precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        compile_mode = str(get("compile")).lower()
+        _check(compile_mode in COMPILE_MODES,
+               f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}")
         return cls(
             steps=_number("steps", get("steps"), int, 0, 10**9),
             seed=_number("seed", get("seed"), int, 0, 2**63 - 1),
@@ -137,6 +146,8 @@ class TrainConfig:
             keep_checkpoints=_number("keep_checkpoints", get("keep_checkpoints"), int, 1, 1000),
             log_every=_number("log_every", get("log_every"), int, 1, 10**6),
             preview_every=_number("preview_every", get("preview_every"), int, 1, 10**9),
+            precision=precision,
+            compile=compile_mode,
         )
 
 

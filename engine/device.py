@@ -13,6 +13,10 @@ def choose_device(preference: str = "auto") -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if preference.startswith("cuda:") and preference[5:].isdigit():  # one GPU of several (distributed)
+        if int(preference[5:]) >= torch.cuda.device_count():
+            raise UserError(f"device {preference} was asked for but {torch.cuda.device_count()} GPU(s) exist")
+        return torch.device(preference)
     if preference == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
     if preference == "mps" and not torch.backends.mps.is_available():

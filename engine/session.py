@@ -9,9 +9,11 @@ import dataclasses
 import time
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from engine.accel import FastPaths, compile_available, resolve
 from engine.config import RunConfig
 from engine.data.dataset import DeviceDataset
 from engine.data.sources import LoadedData, load_data
@@ -25,6 +27,9 @@ from engine.training.control import Control
 from engine.training.events import Finished
 from engine.training.trainer import Callback, Trainer
 
+if TYPE_CHECKING:
+    from engine.training.distributed import World
+
 
 def member_seed(seed: int, name: str) -> int:
     """Each member's own seed: independent of which other members the run has."""
@@ -32,34 +37,58 @@ def member_seed(seed: int, name: str) -> int:
 
 
 class Session:
-    def __init__(self, run: RunFolder, data: LoadedData | None, device: torch.device):
-        """``data`` None: a session for sampling only (no dataset loaded or kept on the device)."""
+    def __init__(self, run: RunFolder, data: LoadedData | None, device: torch.device,
+                 fast: FastPaths | None = None, world: "World | None" = None):
+        """``data`` None: a session for sampling only (no dataset loaded or kept on the device).
+
+        ``fast`` overrides the fast paths the run's settings choose for each member (benchmarks);
+        ``world`` makes the session one rank of a data-parallel job (engine/training/distributed.py).
+        """
         self.run = run
         self.config: RunConfig = run.config
         self.data = data
         self.device = device
-        self.dataset = DeviceDataset(data, device, self.config.data.flip) if data is not None else None
+        self.world = world
+        train = self.config.train
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every batch has the same shape
+        shard = _shard(data, world) if data is not None else None
+        self.dataset = DeviceDataset(shard, device, self.config.data.flip) if shard is not None else None
         size, channels = self.config.data.size, self.config.data.channels
         self.members: dict[str, Member] = {}
         for member_config in self.config.members:
             cls = member_class(member_config.kind)
+            paths = fast or resolve(device, member_config.kind, train.precision, train.compile)
             self.members[member_config.name] = cls(member_config, (channels, size, size), run.num_classes,
-                                                   device, member_seed(self.config.train.seed, member_config.name))
+                                                   device, member_seed(train.seed, member_config.name), paths)
+        self.notes = _fast_path_notes(self, fast)
+        if world is not None:
+            from engine.training.distributed import attach
+
+            for member in self.members.values():
+                attach(member, world, member_seed(train.seed, member.name))
         self.checkpoint: Path | None = None
         self._elapsed_before = 0.0
         self._started = time.perf_counter()
 
     # -- creating and opening ------------------------------------------------------------------
     @classmethod
-    def create(cls, config: RunConfig, out: Path, device: str | None = None) -> "Session":
+    def create(cls, config: RunConfig, out: Path, device: str | None = None, fast: FastPaths | None = None,
+               world: "World | None" = None) -> "Session":
         torch_device = choose_device(device or config.train.device)
         data = _check_batches(config, load_data(config.data))
-        run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
-        return cls(run, data, torch_device)
+        if world is None or world.is_main:
+            run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
+        if world is not None:  # the other ranks read the folder rank 0 made
+            from engine.training.distributed import barrier
+
+            barrier()
+            run = run if world.is_main else RunFolder.open(Path(out))
+        return cls(run, data, torch_device, fast, world)
 
     @classmethod
     def open(cls, path: Path, device: str | None = None, checkpoint: Path | None = None,
-             with_data: bool = True) -> "Session":
+             with_data: bool = True, world: "World | None" = None) -> "Session":
         """Open a run at its latest (or the given) checkpoint; ``with_data=False`` for sampling only."""
         run = RunFolder.open(Path(path))
         torch_device = choose_device(device or run.config.train.device)
@@ -67,13 +96,18 @@ class Session:
         if data is not None and run.fingerprint and data.fingerprint != run.fingerprint:
             raise UserError(f"the data {run.config.data.source!r} changed since run {path} was made "
                             f"(fingerprint {data.fingerprint} ≠ {run.fingerprint}); start a new run")
-        session = cls(run, data, torch_device)
+        session = cls(run, data, torch_device, world=world)
         chosen = checkpoint or run.latest_checkpoint()
         if chosen is not None:
             try:
                 session.load_checkpoint(chosen)
             except CheckpointDamaged as exc:
                 raise UserError(f"{exc}{_older_hint(run, chosen) if checkpoint is None else ''}") from None
+        if world is not None:
+            from engine.training.distributed import reseed
+
+            for member in session.members.values():
+                reseed(member, world, member_seed(session.config.train.seed, member.name))
         return session
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -112,7 +146,8 @@ class Session:
     # -- training and sampling -----------------------------------------------------------------
     def train(self, total_steps: int, callbacks: list[Callback] | None = None,
               control: Control | None = None) -> Finished:
-        self.run.truncate_metrics({name: member.step for name, member in self.members.items()})
+        if self.world is None or self.world.is_main:
+            self.run.truncate_metrics({name: member.step for name, member in self.members.items()})
         self._started = time.perf_counter()
         return Trainer(self, callbacks, control).run(total_steps)
 
@@ -123,6 +158,23 @@ class Session:
         if name not in self.members:
             raise UserError(f"this run has no member {name!r}; it has: {', '.join(self.members)}")
         return self.members[name]
+
+
+def _shard(data: LoadedData, world: "World | None") -> LoadedData:
+    """This rank's share of the images (every ``world.size``-th one), or all of them."""
+    if world is None or world.size == 1:
+        return data
+    labels = data.labels[world.rank::world.size] if data.labels is not None else None
+    return dataclasses.replace(data, images=data.images[world.rank::world.size], labels=labels)
+
+
+def _fast_path_notes(session: "Session", override: FastPaths | None) -> list[str]:
+    """One line per member on how it trains; why compile is off when it was asked for."""
+    notes = [f"{name}: {member.fast.describe()} on {session.device}" for name, member in session.members.items()]
+    why = compile_available(session.device)
+    if override is None and session.config.train.compile == "on" and why:
+        notes.append(f"torch.compile was asked for but is off: {why}")
+    return notes
 
 
 def _check_batches(config: RunConfig, data: LoadedData) -> LoadedData:

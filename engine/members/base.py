@@ -6,12 +6,14 @@ every step would stall a GPU); everything else follows ARCHITECTURE.md.
 """
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
+from engine.accel import FastPaths
 from engine.config import DataConfig, MemberConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
@@ -29,8 +31,12 @@ class Member(ABC):
     can_sample: ClassVar[bool] = True
 
     def __init__(self, config: MemberConfig, image_shape: tuple[int, int, int], num_classes: int,
-                 device: torch.device, seed: int):
+                 device: torch.device, seed: int, fast: FastPaths | None = None):
         self.config = config
+        self.fast = fast or FastPaths()
+        # Data-parallel training: called with an optimizer after its backward pass, before its step,
+        # to average the gradients over processes (engine/training/distributed.py sets it).
+        self.grad_sync: Callable[[torch.optim.Optimizer], None] | None = None
         self.image_shape = image_shape
         self.num_classes = num_classes
         self.device = device
@@ -42,8 +48,12 @@ class Member(ABC):
             self.build()
         for net in self.networks().values():
             net.to(device)
-        self.optimizers = {name: make_optimizer(config.optim, net.parameters())
+        self.optimizers = {name: make_optimizer(config.optim, net.parameters(), self.fast.fused_optimizer)
                            for name, net in self.trained_networks().items()}
+        self.scalers = {name: torch.amp.GradScaler(device.type) for name in self.optimizers} \
+            if self.fast.grad_scaler else {}
+        if self.fast.compile:
+            self.set_compile(True)
 
     @property
     def name(self) -> str:
@@ -68,6 +78,38 @@ class Member(ABC):
     def trained_networks(self) -> dict[str, nn.Module]:
         """The networks that get an optimizer, by name."""
         return self.networks()
+
+    def compiled_modules(self) -> list[nn.Module]:
+        """The modules ``train_step`` calls directly: what ``torch.compile`` wraps."""
+        return list(self.trained_networks().values())
+
+    def set_compile(self, on: bool, backend: Any = "inductor") -> None:
+        """Compile the training networks in place (state-dict keys unchanged), or go back to eager."""
+        for module in self.compiled_modules():
+            if on:
+                module.compile(dynamic=False, backend=backend)
+            else:
+                module._compiled_call_impl = None  # what nn.Module.compile set; no public undo exists
+        self.fast = dataclasses.replace(self.fast, compile=on)
+
+    # -- the parts of a training step the fast paths change ---------------------------------------
+    def autocast(self):
+        """Context for forward passes: autocast under bf16/fp16, nothing under fp32."""
+        return self.fast.autocast(self.device)
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """Backward ``loss`` and step optimizer ``name`` (gradient scaling and syncing included)."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler = self.scalers.get(name)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if self.grad_sync is not None:
+            self.grad_sync(optimizer)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
 
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -97,6 +139,8 @@ class Member(ABC):
             "nets": {name: net.state_dict() for name, net in self.networks().items()},
             "optims": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "rng": self.generator.get_state(),
+            **({"scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()}}
+               if self.scalers else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -110,6 +154,9 @@ class Member(ABC):
             opt.load_state_dict(state["optims"][name])
             _check_optimizer_shapes(name, opt)
         self.generator.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+        for name, scaler in self.scalers.items():  # absent when the run was saved under another precision
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
         self.step = int(state["step"])
 
     def train(self, mode: bool = True) -> None:
@@ -127,21 +174,25 @@ def _check_optimizer_shapes(name: str, optimizer: torch.optim.Optimizer) -> None
                                      f"for a parameter of shape {tuple(param.shape)}")
 
 
-def make_optimizer(config: OptimConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(config: OptimConfig, params, fused: bool = False) -> torch.optim.Optimizer:
+    """``fused``: one kernel per step for all parameters (CUDA); otherwise torch's default (foreach)."""
+    extra = {"fused": True} if fused else {}
     if config.name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               **extra)
     cls = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, **extra)
 
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, net: nn.Module, step: int, decay: float) -> None:
     """EMA of the weights with a warm-up, so a short run is not dominated by the initial weights."""
     beta = min(decay, (1.0 + step) / (10.0 + step))
-    for target, source in zip(ema.parameters(), net.parameters()):
-        target.lerp_(source, 1.0 - beta)
-    for target, source in zip(ema.buffers(), net.buffers()):
-        target.copy_(source)
+    # multi-tensor kernels: a handful of launches instead of one per tensor (matters on a GPU)
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - beta)
+    buffers = list(ema.buffers())
+    if buffers:
+        torch._foreach_copy_(buffers, list(net.buffers()))
 
 
 def in_chunks(n: int, chunk: int):

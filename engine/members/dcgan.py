@@ -39,18 +39,14 @@ class DCGAN(Member):
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real = batch.images
         z = torch.randn(real.shape[0], self.p["latent"], generator=self.generator, device=self.device)
-        fake = self.G(z)
-        opt_d, opt_g = self.optimizers["D"], self.optimizers["G"]
+        with self.autocast():
+            fake = self.G(z)
+            loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake.detach())).mean()
+        self.optimize("D", loss_d)
 
-        loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake.detach())).mean()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-
-        loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        with self.autocast():
+            loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss
+        self.optimize("G", loss_g)
 
         update_ema(self.G_ema, self.G, self.step, self.p["ema_decay"])
         self.step += 1

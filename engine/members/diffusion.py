@@ -108,11 +108,9 @@ class Diffusion(Member):
         # logit-normal t concentrates training where the velocity is hardest to predict
         t = torch.sigmoid(torch.randn(n, generator=self.generator, device=self.device))
         xt = (1 - t)[:, None, None, None] * x0 + t[:, None, None, None] * noise
-        loss = F.mse_loss(self.net(xt, t), noise - x0)
-        optimizer = self.optimizers["unet"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with self.autocast():
+            loss = F.mse_loss(self.net(xt, t).float(), noise - x0)
+        self.optimize("unet", loss)
         update_ema(self.ema, self.net, self.step, self.p["ema_decay"])
         self.step += 1
         return {"loss": loss.detach()}

@@ -58,12 +58,10 @@ class Judge(Member):
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         images, targets = self._task(batch)
-        logits = self.net(images)
-        loss = F.cross_entropy(logits, targets)
-        optimizer = self.optimizers["judge"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with self.autocast():
+            logits = self.net(images)
+            loss = F.cross_entropy(logits, targets)
+        self.optimize("judge", loss)
         self.step += 1
         accuracy = (logits.argmax(1) == targets).float().mean()
         return {"loss": loss.detach(), "accuracy": accuracy.detach()}

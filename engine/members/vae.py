@@ -33,6 +33,9 @@ class VAE(Member):
     def networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
 
+    def compiled_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.decoder]  # train_step calls these, not the ModuleDict
+
     def _terms(self, images: torch.Tensor, z_noise: torch.Tensor | None):
         """Per-image reconstruction (nats) and KL; posterior mean when ``z_noise`` is None."""
         mu, logvar = self.encoder(images).chunk(2, dim=1)
@@ -47,12 +50,10 @@ class VAE(Member):
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         images = batch.images
         eps = torch.randn(images.shape[0], self.p["latent"], generator=self.generator, device=self.device)
-        recon, kl = self._terms(images, eps)
-        loss = (recon + self.p["beta"] * kl).mean()
-        optimizer = self.optimizers["vae"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with self.autocast():
+            recon, kl = self._terms(images, eps)
+            loss = (recon.float() + self.p["beta"] * kl.float()).mean()
+        self.optimize("vae", loss)
         self.step += 1
         return {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}
 

@@ -32,6 +32,8 @@ from engine.training.health import Health, weights_finite
 Callback = Callable[[Event], None]
 PREVIEW_COUNT = 16
 PREVIEW_SEED = 20241126
+FOLD_EVERY = 32  # steps of 0-d loss tensors kept before they are summed on the device
+COMPILE_OFF = "compile off"
 
 
 class Trainer:
@@ -39,16 +41,21 @@ class Trainer:
         self.session = session
         self.callbacks = list(callbacks or [])
         self.control = control or Control()
-        self.check_each_step = session.device.type == "cpu"
+        self.world = getattr(session, "world", None)
+        self.is_main = self.world is None or self.world.is_main  # only rank 0 writes and reports
+        self.check_each_step = session.device.type == "cpu" and self.world is None
         self.health = Health(list(session.members.values()), self.emit)
         self.save_error: str | None = None      # why the latest checkpoint attempt failed, if it did
         self._log_failing = False
+        self._pending: dict[str, list[dict[str, torch.Tensor]]] = defaultdict(list)
         self._sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
         self._counts: dict[str, int] = defaultdict(int)
         self._seconds: dict[str, float] = defaultdict(float)
         self._images: dict[str, int] = defaultdict(int)
 
     def emit(self, event: Event) -> None:
+        if not self.is_main:
+            return
         for callback in self.callbacks:
             callback(event)
 
@@ -64,7 +71,7 @@ class Trainer:
             self.health.start(member, member.step)
         while step < total_steps:
             self.control.wait_while_paused()
-            if self.control.should_stop():
+            if self.world is None and self.control.should_stop():
                 reason = "stopped"
                 break
             active = [m for m in members if not self.health.paused(m)]
@@ -77,13 +84,16 @@ class Trainer:
             step += 1
             if step % train.log_every == 0 or step == total_steps:
                 self.flush_logs(step)
+                if self.world is not None and self._stop_agreed():  # all ranks stop at the same step
+                    reason = "stopped"
+                    break
             if step % train.preview_every == 0:
                 self.previews(step)
             if step % train.checkpoint_every == 0 and self.checkpoint(step):
                 saved_step = step
         self.flush_logs(step)
         saved = True
-        if step != saved_step or session.run.latest_checkpoint() is None:
+        if self.is_main and (step != saved_step or session.run.latest_checkpoint() is None):
             saved = self.checkpoint(step, final=True)
         finished = Finished(step, reason, "" if saved else self.save_error or "")
         self.emit(finished)
@@ -96,11 +106,18 @@ class Trainer:
                 batch = self.session.dataset.batch(self.health.batch_size(member), member.generator)
                 losses = member.train_step(batch)
                 break
-            except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
-                if not is_out_of_memory(exc):
+            except Exception as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
+                if is_out_of_memory(exc):
+                    if self.world is not None:  # one rank alone cannot change its batch: ranks would desync
+                        raise UserError(f"member {member.name!r} ran out of memory at batch size "
+                                        f"{self.health.batch_size(member)} on rank {self.world.rank}; "
+                                        "start again with a smaller --batch-size") from None
+                    if not self.health.out_of_memory(member, step, exc):
+                        return
+                elif member.fast.compile:
+                    self._compile_failed(member, step, exc)
+                else:
                     raise
-                if not self.health.out_of_memory(member, step, exc):
-                    return
         if self.check_each_step and not all(math.isfinite(v.item()) for v in losses.values()):
             bad = ", ".join(k for k, v in losses.items() if not math.isfinite(v.item()))
             self._forget(member.name)
@@ -108,33 +125,52 @@ class Trainer:
             return
         self._accumulate(member.name, losses, len(batch.images), time.perf_counter() - started)
 
+    def _compile_failed(self, member: Member, step: int, exc: BaseException) -> None:
+        """torch.compile could not build or run the member's networks: go on in eager mode."""
+        member.set_compile(False)
+        root = exc
+        while getattr(root, "inner_exception", None) is not None or root.__cause__ is not None:
+            root = getattr(root, "inner_exception", None) or root.__cause__  # the compiler's own error
+        first = (str(root).strip().splitlines() or [""])[0][:200]
+        self.emit(MemberFailed(member.name, step, f"torch.compile failed ({type(root).__name__}: {first}); "
+                               "training goes on without it", COMPILE_OFF))
+
     def _accumulate(self, name: str, losses: dict[str, torch.Tensor], images: int, seconds: float) -> None:
-        sums = self._sums[name]
-        for key, value in losses.items():
-            sums[key] = sums[key] + value if key in sums else value.clone()
+        pending = self._pending[name]
+        pending.append(losses)
+        if len(pending) >= FOLD_EVERY:  # no kernel launch per step; one stack-and-sum per FOLD_EVERY steps
+            self._fold(name)
         self._counts[name] += 1
         self._seconds[name] += seconds
         self._images[name] += images
 
+    def _fold(self, name: str) -> None:
+        pending = self._pending.pop(name, [])
+        if not pending:
+            return
+        sums = self._sums[name]
+        for key in pending[0]:
+            total = torch.stack([losses[key] for losses in pending]).sum()
+            sums[key] = sums[key] + total if key in sums else total
+
     def _forget(self, name: str) -> None:
-        for table in (self._sums, self._counts, self._seconds, self._images):
+        for table in (self._pending, self._sums, self._counts, self._seconds, self._images):
             table.pop(name, None)
 
     def flush_logs(self, step: int) -> None:
         """Turn accumulated losses into floats (one device sync), check them, log and emit them."""
         session = self.session
+        for name in list(self._pending):
+            self._fold(name)
         records = []
-        for name, sums in list(self._sums.items()):
-            count = self._counts[name]
-            if not count:
-                continue
-            losses = {key: float(value) / count for key, value in sums.items()}
+        for name, losses in self._mean_losses().items():
             bad = [key for key, value in losses.items() if not math.isfinite(value)]
             if bad:
                 self.health.diverged(session.members[name], step,
                                      f"its loss became NaN or Inf ({', '.join(bad)}) before step {step}")
                 continue
             rate = self._images[name] / self._seconds[name] if self._seconds[name] > 0 else 0.0
+            rate *= self.world.size if self.world is not None else 1
             elapsed = session.elapsed()
             records.append({"time": round(elapsed, 3), "member": name, "step": step, **losses})
             self.emit(StepLogged(name, step, losses, rate, elapsed))
@@ -144,8 +180,29 @@ class Trainer:
         self._seconds.clear()
         self._images.clear()
         self._take_snapshots(step, trained)
-        if records:
+        if records and self.is_main:
             self._append(records, step)
+
+    def _mean_losses(self) -> dict[str, dict[str, float]]:
+        """Each member's mean losses since the last log point (over all ranks when distributed)."""
+        means = {}
+        for name in [n for n in self.session.members if n in self._sums]:  # the run's order, on every rank
+            count, sums = self._counts[name], self._sums[name]
+            if not count:
+                continue
+            keys = list(sums)
+            values = torch.stack([sums[key].float() for key in keys]) / count
+            if self.world is not None:
+                from engine.training.distributed import mean_over_ranks
+
+                values = mean_over_ranks(values)
+            means[name] = dict(zip(keys, values.tolist()))
+        return means
+
+    def _stop_agreed(self) -> bool:
+        from engine.training.distributed import any_rank
+
+        return any_rank(self.control.should_stop(), self.session.device)
 
     def _take_snapshots(self, step: int, trained: set[str]) -> None:
         for name in trained:
@@ -166,6 +223,8 @@ class Trainer:
             self._log_failing = True
 
     def previews(self, step: int) -> None:
+        if not self.is_main:
+            return
         for member in self.session.members.values():
             if not member.can_sample or self.health.paused(member):
                 continue
@@ -190,6 +249,8 @@ class Trainer:
             if not self.health.paused(member) and not weights_finite(member):
                 self._forget(member.name)
                 self.health.diverged(member, step, "its weights became NaN or Inf")
+        if not self.is_main:  # the weights are the same on every rank; rank 0 writes them
+            return True
         try:
             path = self.session.save_checkpoint(step)
         except CheckpointWriteError as exc:

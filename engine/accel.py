@@ -1,0 +1,84 @@
+"""GPU fast paths: which ones a member trains with, decided once from the device and the run's settings.
+
+- autocast (bf16, or fp16 with a gradient scaler) for the forward passes,
+- fused optimizer kernels (one launch per step instead of one per parameter group of tensors),
+- ``torch.compile`` of the networks a member calls in its training step, with a fallback to eager
+  when it is unavailable (frozen build, no Triton) or fails on the first step,
+- ``cudnn.benchmark`` (set by the session: every batch has the same shape).
+
+The "auto" choices come from ``bench speed --device cuda`` (its ablation table in
+docs/performance.md): a path is on by default for a member only where it made that member faster.
+On the CPU every path is off by default (bf16 autocast is slower on CPUs without AMX, fused CPU Adam
+gains nothing at these sizes, and compiling needs a C++ toolchain and minutes of warm-up).
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, replace
+
+import torch
+
+# Measured defaults on CUDA, by member kind (see docs/performance.md, "CUDA ablation").
+AUTO_CUDA = {
+    "dcgan": {"amp": True, "compile": False},
+    "vae": {"amp": True, "compile": False},
+    "diffusion": {"amp": True, "compile": False},
+    "judge": {"amp": True, "compile": False},
+}
+
+
+@dataclass(frozen=True)
+class FastPaths:
+    amp_dtype: torch.dtype | None = None   # autocast dtype for forward passes; None = fp32
+    fused_optimizer: bool = False
+    compile: bool = False
+
+    @property
+    def grad_scaler(self) -> bool:
+        return self.amp_dtype == torch.float16
+
+    def describe(self) -> str:
+        parts = [{None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + grad scaler"}
+                 [self.amp_dtype]]
+        if self.fused_optimizer:
+            parts.append("fused optimizer")
+        if self.compile:
+            parts.append("torch.compile")
+        return ", ".join(parts)
+
+    def autocast(self, device: torch.device):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.amp_dtype)
+
+
+def compile_available(device: torch.device) -> str:
+    """"" when ``torch.compile`` can work here, else why not (in words)."""
+    if getattr(sys, "frozen", False):
+        return "the packaged app carries no compiler"
+    if device.type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:
+            return "this torch has no Triton support"
+        if not has_triton():
+            return "Triton is not installed"
+    return ""
+
+
+def resolve(device: torch.device, kind: str, precision: str = "auto", compile: str = "auto") -> FastPaths:
+    """The fast paths for one member of ``kind`` on ``device`` under the run's settings."""
+    cuda = device.type == "cuda"
+    auto = AUTO_CUDA.get(kind, {"amp": True, "compile": False}) if cuda else {"amp": False, "compile": False}
+    if precision == "auto":
+        bf16 = cuda and torch.cuda.is_bf16_supported()
+        amp = torch.bfloat16 if auto["amp"] and bf16 else None
+    else:
+        amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    wants_compile = auto["compile"] if compile == "auto" else compile == "on"
+    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants_compile and not compile_available(device))
+
+
+def without_compile(fast: FastPaths) -> FastPaths:
+    return replace(fast, compile=False)

@@ -1,0 +1,71 @@
+"""Fast paths on the CPU: autocast (bf16, fp16 with a gradient scaler), compile and its fallback."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from engine.accel import FastPaths, resolve
+from engine.session import Session
+from engine.training.events import MemberFailed, StepLogged
+from engine.training.trainer import COMPILE_OFF
+
+
+def test_auto_is_plain_fp32_on_the_cpu_and_explicit_settings_win():
+    cpu = torch.device("cpu")
+    assert resolve(cpu, "dcgan") == FastPaths()
+    assert resolve(cpu, "vae", precision="bf16").amp_dtype == torch.bfloat16
+    fp16 = resolve(cpu, "vae", precision="fp16")
+    assert fp16.amp_dtype == torch.float16 and fp16.grad_scaler
+    assert resolve(cpu, "judge", compile="on").compile
+    assert "bf16 autocast" in resolve(cpu, "vae", precision="bf16").describe()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_members_train_under_autocast_and_resume(tiny_config, tmp_path, precision):
+    config = tiny_config(precision=precision, checkpoint_every=3)
+    session = Session.create(config, tmp_path / "run")
+    events = []
+    session.train(3, [events.append])
+    logged = [e for e in events if isinstance(e, StepLogged)]
+    assert {e.member for e in logged} == {"dcgan", "vae", "diffusion", "judge"}
+    assert all(math.isfinite(v) for e in logged for v in e.losses.values())
+    assert not [e for e in events if isinstance(e, MemberFailed)]
+    if precision == "fp16":
+        scale = session.members["vae"].scalers["vae"].get_scale()
+        again = Session.open(tmp_path / "run")
+        assert again.members["vae"].scalers["vae"].get_scale() == scale  # the scaler's state is saved
+        assert again.train(4).step == 4
+
+
+def test_compiled_networks_give_the_eager_losses_and_keep_their_weight_names(tiny_config, tmp_path):
+    config = tiny_config(members=("vae",))
+    eager = Session.create(config, tmp_path / "eager")
+    compiled = Session.create(config, tmp_path / "compiled")
+    compiled.members["vae"].set_compile(True, backend="eager")  # dynamo's graphs, run without codegen
+    losses = {}
+    for label, session in (("eager", eager), ("compiled", compiled)):
+        events = []
+        session.train(3, [events.append])
+        losses[label] = [e.losses["loss"] for e in events if isinstance(e, StepLogged)]
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-5)
+    names = set(compiled.members["vae"].state_dict()["nets"]["vae"])
+    assert names == set(eager.members["vae"].state_dict()["nets"]["vae"])
+    assert not any("_orig_mod" in name for name in names)
+
+
+def test_a_failing_compiler_falls_back_to_eager_and_training_goes_on(tiny_config, tmp_path):
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no C++ compiler in this build")
+
+    session = Session.create(tiny_config(members=("dcgan", "judge")), tmp_path / "run")
+    session.members["dcgan"].set_compile(True, backend=broken_backend)
+    events = []
+    finished = session.train(4, [events.append])
+    assert finished.step == 4 and finished.reason == "done"
+    failed = [e for e in events if isinstance(e, MemberFailed)]
+    assert [(e.member, e.action) for e in failed] == [("dcgan", COMPILE_OFF)]
+    assert "no C++ compiler" in failed[0].message
+    assert not session.members["dcgan"].fast.compile
+    assert session.members["dcgan"].step == 4

@@ -1,0 +1,82 @@
+"""Data-parallel training through torchrun: two CPU processes on the gloo backend, the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main as cli_main
+from tests.conftest import TINY_PARAMS
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMBERS = ("dcgan", "vae")
+
+
+def _config(folder: Path, tiny_npz: Path) -> Path:
+    lines = [f'[data]\nsource = "{tiny_npz}"\nsize = 16\nchannels = 1\n',
+             '[train]\nseed = 0\ndevice = "cpu"\nlog_every = 10\ncheckpoint_every = 10\npreview_every = 10\n']
+    for kind in MEMBERS:
+        params = ", ".join(f"{k} = {v}" for k, v in TINY_PARAMS[kind].items())
+        lines.append(f"[members.{kind}]\nbatch_size = 16\nparams = {{ {params} }}\n")
+    path = folder / "tiny.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               str(ROOT / "main.py"), *args, "--distributed", "--quiet"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _last_loss(run: Path, member: str, key: str) -> float:
+    return [r for r in _records(run) if r["member"] == member][-1][key]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_write_once_and_resume(tmp_path: Path, tiny_npz: Path):
+    config = _config(tmp_path, tiny_npz)
+    run = tmp_path / "ddp"
+    done = _torchrun("train", "--config", str(config), "--steps", "30", "--out", str(run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("trained to step 30") == 1  # rank 0 alone reports
+
+    # rank 0 alone writes: three checkpoints, each line of the loss log once, previews once
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == \
+        ["step-0000010", "step-0000020", "step-0000030"]
+    pairs = Counter((r["member"], r["step"]) for r in _records(run))
+    assert pairs == {(m, s): 1 for m in MEMBERS for s in (10, 20, 30)}
+    assert len(list((run / "samples").glob("dcgan-step-*.png"))) == 3
+
+    # the same config in one process: losses on the same scale (gradients are averaged, not summed)
+    single = tmp_path / "single"
+    assert cli_main(["train", "--config", str(config), "--steps", "30", "--out", str(single), "--quiet"]) == 0
+    for member, key in (("vae", "recon"), ("dcgan", "loss_d")):
+        ratio = _last_loss(run, member, key) / _last_loss(single, member, key)
+        assert 0.6 < ratio < 1.6, (member, key, ratio)
+
+    resumed = _torchrun("resume", str(run), "--steps", "40")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr and "at step 30" in resumed.stderr
+    assert (run / "checkpoints" / "step-0000040").is_dir()
+    pairs = Counter((r["member"], r["step"]) for r in _records(run))
+    assert pairs == {(m, s): 1 for m in MEMBERS for s in (10, 20, 30, 40)}
+
+
+def test_distributed_outside_torchrun_is_a_clear_error(tmp_path: Path, tiny_npz: Path, capsys, monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    code = cli_main(["train", "--data", str(tiny_npz), "--size", "16", "--out", str(tmp_path / "r"), "--distributed"])
+    assert code == 2
+    assert "torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
