@@ -6,14 +6,18 @@ import traceback
 
 
 def make_app(argv: list[str] | None = None):
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from engine.resources import resource_path
     from gui import settings
     from gui.theme import THEME
 
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName(settings.APPLICATION)
     app.setOrganizationName(settings.ORGANIZATION)
+    app.setWindowIcon(QIcon(str(resource_path("icons", "chorus.png"))))
+    app.setDesktopFileName("chorus")  # Wayland/X11 match the window to chorus.desktop and its icon
     THEME.follow_system(app)
     return app
 

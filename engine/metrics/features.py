@@ -8,6 +8,7 @@ weights; nothing is ever downloaded.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -40,8 +41,12 @@ class JudgeRecipe:
     seed: int = 12345
 
 
+CACHE_ENV = "CHORUS_CACHE_DIR"  # a throw-away cache (the self-test's tiny judge never reaches the user's)
+
+
 def cache_dir() -> Path:
-    return Path(user_cache_dir("chorus", appauthor=False))
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else Path(user_cache_dir("chorus", appauthor=False))
 
 
 class JudgeFeatures:
