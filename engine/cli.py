@@ -84,6 +84,8 @@ def build_parser() -> Parser:
     bench = sub.add_parser("bench", help="benchmarks: quality, speed or ui")
     bench.add_argument("kind", choices=["quality", "speed", "ui"])
     bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
+    bench.add_argument("--ablation", action="store_true",
+                       help="speed: also time the trainer with each fast path added in turn")
     bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
     bench.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
     bench.add_argument("--out", type=Path, help="where to write the JSON (default: bench-<kind>.json)")

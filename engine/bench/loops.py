@@ -1,6 +1,10 @@
 """Reference training loops for `bench speed`: the same models, batch and device as a Chorus
 member, written as a person would in bare PyTorch (data already a float tensor on the device),
-and as a naive DataLoader loop (host tensors, shuffled, copied to the device every step)."""
+and as a naive DataLoader loop (host tensors, shuffled, copied to the device every step).
+
+``fast`` gives the bare loop the same autocast and fused optimizer as a Chorus member (and it
+runs the member's own networks, compiled if the member's are), to show what the trainer itself
+adds; with the default it is the plain fp32 loop most people write."""
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -9,17 +13,30 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from engine.accel import FastPaths
 from engine.members.base import Member, make_optimizer, update_ema
 
 StepFn = Callable[[torch.Tensor, torch.Tensor | None], None]
 
 
-def bare_step(member: Member) -> StepFn:
+def bare_step(member: Member, fast: FastPaths = FastPaths()) -> StepFn:
     """One training step of ``member``'s model and loss, without any Chorus machinery."""
     kind, device = member.kind, member.device
-    optims = {name: make_optimizer(member.config.optim, net.parameters())
+    optims = {name: make_optimizer(member.config.optim, net.parameters(), fast.fused_optimizer)
               for name, net in member.trained_networks().items()}
+    scaler = torch.amp.GradScaler(device.type) if fast.grad_scaler else None
     p = member.p
+    amp = lambda: fast.autocast(device)  # noqa: E731
+
+    def update(name, loss):
+        optims[name].zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optims[name].step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optims[name])
+            scaler.update()
 
     if kind == "dcgan":
         G, D, ema = member.G, member.D, member.G_ema
@@ -27,15 +44,13 @@ def bare_step(member: Member) -> StepFn:
 
         def step(real, labels):
             z = torch.randn(real.shape[0], p["latent"], device=device)
-            fake = G(z)
-            loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
-            optims["D"].zero_grad(set_to_none=True)
-            loss_d.backward()
-            optims["D"].step()
-            loss_g = F.softplus(-D(fake)).mean()
-            optims["G"].zero_grad(set_to_none=True)
-            loss_g.backward()
-            optims["G"].step()
+            with amp():
+                fake = G(z)
+                loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
+            update("D", loss_d)
+            with amp():
+                loss_g = F.softplus(-D(fake)).mean()
+            update("G", loss_g)
             update_ema(ema, G, step_count[0], p["ema_decay"])
             step_count[0] += 1
         return step
@@ -44,14 +59,13 @@ def bare_step(member: Member) -> StepFn:
         enc, dec = member.encoder, member.decoder
 
         def step(real, labels):
-            mu, logvar = enc(real).chunk(2, dim=1)
-            z = mu + torch.exp(0.5 * logvar.clamp(-20, 10)) * torch.randn_like(mu)
-            recon = F.binary_cross_entropy_with_logits(dec(z), (real + 1) / 2, reduction="none").flatten(1).sum(1)
-            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-            loss = (recon + p["beta"] * kl).mean()
-            optims["vae"].zero_grad(set_to_none=True)
-            loss.backward()
-            optims["vae"].step()
+            with amp():
+                mu, logvar = enc(real).chunk(2, dim=1)
+                z = mu + torch.exp(0.5 * logvar.clamp(-20, 10)) * torch.randn_like(mu)
+                recon = F.binary_cross_entropy_with_logits(dec(z), (real + 1) / 2, reduction="none").flatten(1).sum(1)
+                kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+                loss = (recon.float() + p["beta"] * kl.float()).mean()
+            update("vae", loss)
         return step
 
     if kind == "diffusion":
@@ -62,10 +76,9 @@ def bare_step(member: Member) -> StepFn:
             noise = torch.randn_like(real)
             t = torch.sigmoid(torch.randn(real.shape[0], device=device))
             xt = (1 - t)[:, None, None, None] * real + t[:, None, None, None] * noise
-            loss = F.mse_loss(net(xt, t), noise - real)
-            optims["unet"].zero_grad(set_to_none=True)
-            loss.backward()
-            optims["unet"].step()
+            with amp():
+                loss = F.mse_loss(net(xt, t).float(), noise - real)
+            update("unet", loss)
             update_ema(ema, net, step_count[0], p["ema_decay"])
             step_count[0] += 1
         return step
@@ -74,10 +87,9 @@ def bare_step(member: Member) -> StepFn:
         net = member.net
 
         def step(real, labels):
-            loss = F.cross_entropy(net(real), labels)
-            optims["judge"].zero_grad(set_to_none=True)
-            loss.backward()
-            optims["judge"].step()
+            with amp():
+                loss = F.cross_entropy(net(real), labels)
+            update("judge", loss)
         return step
     raise ValueError(f"no bare loop for {kind}")
 

@@ -10,9 +10,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from engine.accel import FastPaths
 from engine.bench.loops import bare_step, dataloader_batches, device_batches
 from engine.config import RunConfig
 from engine.data.dataset import to_signed_float
@@ -58,27 +60,75 @@ def time_loop(step, batches, steps: int, batch: int, device: torch.device) -> fl
     return steps * batch / (time.perf_counter() - started)
 
 
-def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str, folder: Path) -> dict:
-    session = Session.create(config_for([kind], steps, device), folder / kind)
+# CUDA ablation: each fast path added in turn to the Chorus trainer (label, paths, cudnn.benchmark)
+ABLATION = (
+    ("plain fp32", FastPaths(), False),
+    ("+ cudnn.benchmark", FastPaths(), True),
+    ("+ fused Adam", FastPaths(fused_optimizer=True), True),
+    ("+ bf16 autocast", FastPaths(torch.bfloat16, fused_optimizer=True), True),
+    ("+ torch.compile", FastPaths(torch.bfloat16, fused_optimizer=True, compile=True), True),
+)
+
+
+class Timed:
+    """One thing to time: ``run(steps)`` → images/s; ``benchmark`` is cudnn.benchmark while it runs."""
+
+    def __init__(self, run: Callable[[int], float], benchmark: bool = True):
+        self.run, self.benchmark = run, benchmark
+        self.warmup_s = 0.0
+        self.rates: list[float] = []
+
+    def __call__(self, steps: int, record: bool = True) -> None:
+        torch.backends.cudnn.benchmark = self.benchmark
+        started = time.perf_counter()
+        rate = self.run(steps)
+        if record:
+            self.rates.append(rate)
+        else:
+            self.warmup_s += time.perf_counter() - started
+
+
+def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str, folder: Path,
+                   ablation: bool = False) -> dict:
+    config = config_for([kind], steps, device)
+    session = Session.create(config, folder / kind)  # the run's own (auto) fast paths
     member = session.members[kind]
+    plain = Session.create(config, folder / f"{kind}-plain", fast=FastPaths()).members[kind]
     batch = member.config.batch_size
     images = to_signed_float(session.dataset.images)
     labels = session.dataset.labels
-    step = bare_step(member)
     bare_data = device_batches(images, labels, batch)
     naive_data = dataloader_batches(images, labels, batch, session.device)
-    time_loop(step, bare_data, warmup, batch, session.device)
-    time_loop(step, naive_data, warmup, batch, session.device)
-    session.train(warmup)
-    results = {"chorus": [], "bare": [], "dataloader": []}
-    for _ in range(repeats):  # interleaved, so drift of the machine hits all three alike
-        results["chorus"].append(time_chorus(session, steps))
-        results["bare"].append(time_loop(step, bare_data, steps, batch, session.device))
-        results["dataloader"].append(time_loop(step, naive_data, steps, batch, session.device))
-    medians = {k: statistics.median(v) for k, v in results.items()}
-    return {"batch": batch, **{f"{k}_images_per_s": v for k, v in medians.items()},
+    plain_step = bare_step(plain)
+    timed = {
+        "chorus": Timed(lambda n: time_chorus(session, n)),
+        "bare": Timed(lambda n: time_loop(plain_step, bare_data, n, batch, session.device)),
+        "dataloader": Timed(lambda n: time_loop(plain_step, naive_data, n, batch, session.device)),
+    }
+    if member.fast != FastPaths():  # the bare loop with the trainer's own fast paths, for "adds nothing"
+        fast_step = bare_step(member, member.fast)
+        timed["bare_same_paths"] = Timed(lambda n: time_loop(fast_step, bare_data, n, batch, session.device))
+    if ablation:
+        for label, paths, benchmark in ABLATION:
+            if paths.compile and session.device.type != "cuda":
+                continue  # compiling on a CPU takes minutes of C++ builds; "auto" never does it
+            variant = Session.create(config, folder / f"{kind}-{len(timed)}", fast=paths)
+            timed[f"ablation {label}"] = Timed(lambda n, v=variant: time_chorus(v, n), benchmark)
+    for entry in timed.values():
+        entry(warmup, record=False)
+    for _ in range(repeats):  # interleaved, so drift of the machine hits every variant alike
+        for entry in timed.values():
+            entry(steps)
+    torch.backends.cudnn.benchmark = session.device.type == "cuda"
+    medians = {k: statistics.median(v.rates) for k, v in timed.items()}
+    same = medians.get("bare_same_paths", medians["bare"])
+    return {"batch": batch, "fast_paths": member.fast.describe(),
+            **{f"{k}_images_per_s": v for k, v in medians.items()},
             "chorus_vs_bare": medians["chorus"] / medians["bare"],
-            "chorus_vs_dataloader": medians["chorus"] / medians["dataloader"], "samples": results}
+            "chorus_vs_bare_same_paths": medians["chorus"] / same,
+            "chorus_vs_dataloader": medians["chorus"] / medians["dataloader"],
+            "warmup_s": {k: round(v.warmup_s, 2) for k, v in timed.items()},
+            "samples": {k: v.rates for k, v in timed.items()}}
 
 
 def measure_sampling(device: str, folder: Path, n: int, repeats: int) -> dict:
@@ -105,32 +155,61 @@ def measure_sampling(device: str, folder: Path, n: int, repeats: int) -> dict:
 def main(args) -> int:
     quick = bool(args.quick)
     device = choose_device(args.device)
-    steps, warmup, repeats = (5, 2, 2) if quick else (40, 5, 3)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    cuda = device.type == "cuda"
+    ablation = bool(getattr(args, "ablation", False))
+    # On a GPU a repeat is 250 steps, the default checkpoint interval, so the trainer's one
+    # checkpoint per repeat weighs what it weighs in a real run; a CPU step is slow enough for 40.
+    steps, warmup, repeats = (5, 2, 2) if quick else ((250, 10, 3) if cuda else (40, 5, 3))
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="chorus-bench-") as tmp:
         members = {}
         for kind in KINDS:
             print(f"  timing {kind}…", file=sys.stderr)
-            members[kind] = measure_member(kind, steps, warmup, repeats, str(device), Path(tmp))
+            members[kind] = measure_member(kind, steps, warmup, repeats, str(device), Path(tmp),
+                                           ablation=ablation)
+            print(f"  {kind}: " + ", ".join(f"{k} {v:.0f}" for k, v in members[kind].items()
+                                            if k.endswith("_images_per_s")), file=sys.stderr)
         sampling = measure_sampling(str(device), Path(tmp), 64, repeats)
     peak = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "cuda_max_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None}
-    rows = [[k, str(m["batch"]), f"{m['chorus_images_per_s']:.0f}", f"{m['bare_images_per_s']:.0f}",
-             f"{m['dataloader_images_per_s']:.0f}", f"{m['chorus_vs_bare']:.3f}", f"{m['chorus_vs_dataloader']:.2f}"]
-            for k, m in members.items()]
-    print(markdown_table(["member", "batch", "Chorus img/s", "bare img/s", "DataLoader img/s",
-                          "Chorus ÷ bare", "Chorus ÷ DataLoader"], rows))
+            "cuda_max_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+    print(markdown_table(["member", "batch", "Chorus fast paths", "Chorus img/s", "bare img/s",
+                          "bare, same paths img/s", "DataLoader img/s", "Chorus ÷ bare",
+                          "Chorus ÷ bare same paths", "Chorus ÷ DataLoader"],
+                         [[k, str(m["batch"]), m["fast_paths"], f"{m['chorus_images_per_s']:.0f}",
+                           f"{m['bare_images_per_s']:.0f}",
+                           f"{m.get('bare_same_paths_images_per_s', m['bare_images_per_s']):.0f}",
+                           f"{m['dataloader_images_per_s']:.0f}", f"{m['chorus_vs_bare']:.3f}",
+                           f"{m['chorus_vs_bare_same_paths']:.3f}", f"{m['chorus_vs_dataloader']:.2f}"]
+                          for k, m in members.items()]))
+    if ablation:
+        print()
+        print(ablation_table(members))
     print()
     print(markdown_table(["sampling 64 images", "seconds", "images/s"],
                          [[k, f"{v['seconds_for_n']:.3f}", f"{v['images_per_s']:.0f}"] for k, v in sampling.items()]))
     print(f"\npeak RSS {peak['rss_mib']:.0f} MiB" + (f", CUDA max allocated {peak['cuda_max_allocated_mib']:.0f} MiB"
                                                    if peak["cuda_max_allocated_mib"] is not None else ""))
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+    name = torch.cuda.get_device_name(device) if cuda else "cpu"
+    print(f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"steps {steps} × {repeats} repeats (medians){' — quick' if quick else ''}")
     out = Path(args.out or "bench-speed.json")
-    out.write_text(json.dumps({"device": str(device), "quick": quick, "members": members, "sampling": sampling,
-                               "peak": peak}, indent=1), encoding="utf-8")
+    out.write_text(json.dumps({"device": str(device), "device_name": name, "torch": torch.__version__,
+                               "quick": quick, "steps": steps, "repeats": repeats, "members": members,
+                               "sampling": sampling, "peak": peak}, indent=1), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def ablation_table(members: dict[str, dict]) -> str:
+    """Images/s of the Chorus trainer as each fast path is added (× the plain fp32 trainer), and
+    the seconds of warm-up each variant needed (compiling shows there); "—": not timed (compile on a CPU)."""
+    labels = [label for label, _, _ in ABLATION]
+    rows = []
+    for kind, m in members.items():
+        plain = m[f"ablation {labels[0]}_images_per_s"]
+        cells = [f"{m[f'ablation {label}_images_per_s']:.0f} ({m[f'ablation {label}_images_per_s'] / plain:.2f}×, "
+                 f"{m['warmup_s'][f'ablation {label}']:.0f} s)" if f"ablation {label}" in m["warmup_s"] else "—"
+                 for label in labels]
+        rows.append([kind, *cells])
+    return markdown_table(["member", *labels], rows)

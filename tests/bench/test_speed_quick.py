@@ -11,12 +11,15 @@ from engine.cli import main
 @pytest.mark.slow
 def test_quick_speed_bench_prints_ratios_for_every_member(tmp_path, capsys):
     out = tmp_path / "s.json"
-    assert main(["bench", "speed", "--quick", "--device", "cpu", "--out", str(out)]) == 0
+    assert main(["bench", "speed", "--quick", "--ablation", "--device", "cpu", "--out", str(out)]) == 0
     document = json.loads(out.read_text())
     assert set(document["members"]) == {"dcgan", "vae", "diffusion", "judge"}
     for row in document["members"].values():
         assert row["chorus_images_per_s"] > 0 and row["bare_images_per_s"] > 0 and row["dataloader_images_per_s"] > 0
         assert row["chorus_vs_bare"] == pytest.approx(row["chorus_images_per_s"] / row["bare_images_per_s"])
+        assert row["ablation + bf16 autocast_images_per_s"] > 0  # the ablation's variants ran (compile: GPU only)
+        assert "ablation + torch.compile" not in row["warmup_s"]
     assert {"fusion average", "fusion mixture", "fusion vote"} <= set(document["sampling"])
     assert document["peak"]["rss_mib"] > 0
-    assert "Chorus ÷ bare" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Chorus ÷ bare" in printed and "+ fused Adam" in printed

@@ -1,0 +1,126 @@
+"""The GPU path: members, fast paths, checkpoints across devices, evaluation and NCCL on CUDA.
+
+These need a CUDA GPU and are skipped (visibly) without one; `bash scripts/gpu_check.sh` runs them
+and the CUDA benchmark on a GPU machine (docs/performance.md).
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.accel import resolve
+from engine.session import Session
+from engine.training.events import MemberFailed, StepLogged
+from engine.training.trainer import Trainer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = ("dcgan", "vae", "diffusion", "judge")
+
+
+@pytest.fixture
+def cuda_config(tiny_config):
+    def make(**train):
+        return tiny_config(device="cuda", log_every=5, checkpoint_every=10, **train)
+    return make
+
+
+def test_auto_fast_paths_on_this_gpu_are_what_the_table_says():
+    gpu = torch.device("cuda")
+    for kind in KINDS:
+        paths = resolve(gpu, kind)
+        assert paths.fused_optimizer
+        assert (paths.amp_dtype == torch.bfloat16) == torch.cuda.is_bf16_supported()
+
+
+def test_every_member_trains_and_samples_on_cuda(cuda_config, tmp_path):
+    session = Session.create(cuda_config(), tmp_path / "run")
+    events = []
+    session.train(20, [events.append])
+    assert not [e for e in events if isinstance(e, MemberFailed)]
+    for kind in KINDS:
+        losses = [e.losses for e in events if isinstance(e, StepLogged) and e.member == kind]
+        assert len(losses) == 4 and all(math.isfinite(v) for row in losses for v in row.values())
+    for name, member in session.generators().items():
+        images = member.sample(24, torch.Generator().manual_seed(3))
+        again = member.sample(24, torch.Generator().manual_seed(3))
+        assert images.device.type == "cuda" and images.shape == (24, 1, 16, 16)
+        assert images.min() >= -1 and images.max() <= 1
+        assert torch.equal(images, again), name
+
+
+def test_the_training_step_never_waits_for_the_gpu(cuda_config, tmp_path):
+    """Between log points nothing reads a value back: any host synchronisation raises here."""
+    session = Session.create(cuda_config(), tmp_path / "run")
+    trainer = Trainer(session)
+    for member in session.members.values():
+        trainer._train_member(member, 1)  # warm-up (allocations, cuDNN autotuning)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(2, 40):
+            for member in session.members.values():
+                trainer._train_member(member, step)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    trainer.flush_logs(40)
+
+
+def test_a_cuda_checkpoint_resumes_and_samples_on_the_cpu(cuda_config, tmp_path):
+    session = Session.create(cuda_config(), tmp_path / "run")
+    session.train(10)
+    gpu = session.members["vae"].sample(8, torch.Generator().manual_seed(1)).cpu()
+    cpu_session = Session.open(tmp_path / "run", "cpu")
+    cpu = cpu_session.members["vae"].sample(8, torch.Generator().manual_seed(1))
+    assert torch.allclose(gpu, cpu, atol=1e-2)  # same weights and noise; kernels (and TF32 convs) differ
+    assert cpu_session.train(12).step == 12
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_each_precision_trains_on_cuda(cuda_config, tmp_path, precision):
+    session = Session.create(cuda_config(precision=precision), tmp_path / "run")
+    events = []
+    session.train(10, [events.append])
+    assert not [e for e in events if isinstance(e, MemberFailed)]
+    expected = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
+    assert all(m.fast.amp_dtype == expected for m in session.members.values())
+    assert Session.open(tmp_path / "run").step == 10
+
+
+def test_torch_compile_works_on_cuda_without_falling_back(tiny_config, tmp_path):
+    config = tiny_config(members=("vae", "judge"), device="cuda", log_every=5, compile="on")
+    session = Session.create(config, tmp_path / "run")
+    assert all(m.fast.compile for m in session.members.values()), session.notes
+    events = []
+    session.train(10, [events.append])
+    assert not [e for e in events if isinstance(e, MemberFailed)], [e.message for e in events
+                                                                     if isinstance(e, MemberFailed)]
+    assert all(m.fast.compile for m in session.members.values())
+
+
+def test_fusions_and_evaluation_run_on_cuda(cuda_config, tmp_path):
+    from engine.evaluation import evaluate
+    from engine.metrics.features import JudgeRecipe
+
+    session = Session.create(cuda_config(), tmp_path / "run")
+    session.train(20)  # two checkpoints, for the weight soup
+    report = evaluate(session, 64, judge_recipe=JudgeRecipe(steps=50, batch_size=32))
+    assert set(report.members) == {"dcgan", "vae", "diffusion"} and len(report.fusions) >= 6
+    assert not report.skipped
+    assert all(math.isfinite(row.fd) for row in [*report.members.values(), *report.fusions.values()])
+
+
+def test_nccl_rank_trains_through_torchrun(tmp_path, tiny_npz):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+               str(ROOT / "main.py"), "train", "--data", str(tiny_npz), "--size", "16", "--members", "vae,judge",
+               "--steps", "20", "--out", str(tmp_path / "run"), "--device", "cuda", "--distributed", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "step-0000020").is_dir()
