@@ -19,13 +19,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-# Measured defaults on CUDA, by member kind (see docs/performance.md, "CUDA ablation").
+# Measured defaults on CUDA, by member kind (docs/performance.md, "CUDA ablation", H100): at these
+# sizes every member is bound by kernel launches, so bf16 autocast (extra cast kernels) made each
+# 8–16 % slower and torch.compile's default mode 7–33 % slower; cudnn.benchmark and fused Adam helped.
 AUTO_CUDA = {
-    "dcgan": {"amp": True, "compile": False},
-    "vae": {"amp": True, "compile": False},
-    "diffusion": {"amp": True, "compile": False},
-    "judge": {"amp": True, "compile": False},
+    "dcgan": {"amp": False, "compile": False},
+    "vae": {"amp": False, "compile": False},
+    "diffusion": {"amp": False, "compile": False},
+    "judge": {"amp": False, "compile": False},
 }
+GRAPHS = "reduce-overhead"  # torch.compile's mode that replays CUDA graphs
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class FastPaths:
     amp_dtype: torch.dtype | None = None   # autocast dtype for forward passes; None = fp32
     fused_optimizer: bool = False
     compile: bool = False
+    compile_mode: str = "default"          # or GRAPHS: CUDA graphs replayed by torch.compile
 
     @property
     def grad_scaler(self) -> bool:
@@ -44,7 +48,7 @@ class FastPaths:
         if self.fused_optimizer:
             parts.append("fused optimizer")
         if self.compile:
-            parts.append("torch.compile")
+            parts.append("torch.compile" + (" + CUDA graphs" if self.compile_mode == GRAPHS else ""))
         return ", ".join(parts)
 
     def autocast(self, device: torch.device):
@@ -70,14 +74,16 @@ def compile_available(device: torch.device) -> str:
 def resolve(device: torch.device, kind: str, precision: str = "auto", compile: str = "auto") -> FastPaths:
     """The fast paths for one member of ``kind`` on ``device`` under the run's settings."""
     cuda = device.type == "cuda"
-    auto = AUTO_CUDA.get(kind, {"amp": True, "compile": False}) if cuda else {"amp": False, "compile": False}
+    auto = AUTO_CUDA.get(kind, {"amp": False, "compile": False}) if cuda else {"amp": False, "compile": False}
     if precision == "auto":
         bf16 = cuda and torch.cuda.is_bf16_supported()
         amp = torch.bfloat16 if auto["amp"] and bf16 else None
     else:
         amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    wants_compile = auto["compile"] if compile == "auto" else compile == "on"
-    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants_compile and not compile_available(device))
+    wants_compile = auto["compile"] if compile == "auto" else compile in ("on", "graphs")
+    mode = GRAPHS if compile == "graphs" and cuda else "default"
+    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants_compile and not compile_available(device),
+                     compile_mode=mode)
 
 
 def without_compile(fast: FastPaths) -> FastPaths:

@@ -44,7 +44,8 @@ def build_parser() -> Parser:
     train.add_argument("--preview-every", type=_int)
     train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                        help="autocast on CUDA (auto: what bench speed measured faster for each member)")
-    train.add_argument("--compile", choices=["auto", "off", "on"], help="torch.compile the training networks")
+    train.add_argument("--compile", choices=["auto", "off", "on", "graphs"],
+                       help="torch.compile the training networks (graphs: with CUDA graphs)")
     train.add_argument("--config", type=Path, help="a TOML file; flags given here override it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--distributed", action="store_true",

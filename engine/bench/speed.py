@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from engine.accel import FastPaths
+from engine.accel import GRAPHS, FastPaths
 from engine.bench.loops import bare_step, dataloader_batches, device_batches
 from engine.config import RunConfig
 from engine.data.dataset import to_signed_float
@@ -22,6 +22,7 @@ from engine.device import choose_device
 from engine.fusion.registry import fusion
 from engine.report import markdown_table
 from engine.session import Session
+from engine.training.events import MemberFailed
 
 KINDS = ("dcgan", "vae", "diffusion", "judge")
 
@@ -46,9 +47,14 @@ def time_chorus(session: Session, steps: int) -> float:
     start_step = session.step
     _sync(session.device)
     started = time.perf_counter()
-    session.train(start_step + steps)
+    session.train(start_step + steps, [_report_failures])
     _sync(session.device)
     return steps * member.config.batch_size / (time.perf_counter() - started)
+
+
+def _report_failures(event) -> None:
+    if isinstance(event, MemberFailed):  # e.g. compile fell back to eager: the row would mislead
+        print(f"  {event.member}: {event.message}", file=sys.stderr)
 
 
 def time_loop(step, batches, steps: int, batch: int, device: torch.device) -> float:
@@ -60,13 +66,14 @@ def time_loop(step, batches, steps: int, batch: int, device: torch.device) -> fl
     return steps * batch / (time.perf_counter() - started)
 
 
-# CUDA ablation: each fast path added in turn to the Chorus trainer (label, paths, cudnn.benchmark)
+# CUDA ablation: each fast path added in turn to the Chorus trainer (label, paths, cudnn.benchmark).
+# bf16 autocast and torch.compile's default mode were measured too (docs/performance.md, first H100
+# run) and made every member slower; they stay selectable (--precision, --compile on).
 ABLATION = (
     ("plain fp32", FastPaths(), False),
     ("+ cudnn.benchmark", FastPaths(), True),
     ("+ fused Adam", FastPaths(fused_optimizer=True), True),
-    ("+ bf16 autocast", FastPaths(torch.bfloat16, fused_optimizer=True), True),
-    ("+ torch.compile", FastPaths(torch.bfloat16, fused_optimizer=True, compile=True), True),
+    ("+ CUDA graphs", FastPaths(fused_optimizer=True, compile=True, compile_mode=GRAPHS), True),
 )
 
 
@@ -112,12 +119,16 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
         for label, paths, benchmark in ABLATION:
             if paths.compile and session.device.type != "cuda":
                 continue  # compiling on a CPU takes minutes of C++ builds; "auto" never does it
+            if paths == member.fast and benchmark:  # the run's own defaults: the Chorus row itself
+                timed[f"ablation {label}"] = timed["chorus"]
+                continue
             variant = Session.create(config, folder / f"{kind}-{len(timed)}", fast=paths)
             timed[f"ablation {label}"] = Timed(lambda n, v=variant: time_chorus(v, n), benchmark)
-    for entry in timed.values():
+    entries = list({id(entry): entry for entry in timed.values()}.values())
+    for entry in entries:
         entry(warmup, record=False)
     for _ in range(repeats):  # interleaved, so drift of the machine hits every variant alike
-        for entry in timed.values():
+        for entry in entries:
             entry(steps)
     torch.backends.cudnn.benchmark = session.device.type == "cuda"
     medians = {k: statistics.median(v.rates) for k, v in timed.items()}

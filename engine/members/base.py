@@ -7,6 +7,7 @@ every step would stall a GPU); everything else follows ARCHITECTURE.md.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar
 
@@ -87,7 +88,8 @@ class Member(ABC):
         """Compile the training networks in place (state-dict keys unchanged), or go back to eager."""
         for module in self.compiled_modules():
             if on:
-                module.compile(dynamic=False, backend=backend)
+                mode = self.fast.compile_mode if backend == "inductor" else None
+                module.compile(dynamic=False, backend=backend, mode=mode)
             else:
                 module._compiled_call_impl = None  # what nn.Module.compile set; no public undo exists
         self.fast = dataclasses.replace(self.fast, compile=on)
@@ -153,7 +155,12 @@ class Member(ABC):
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optims"][name])
             _check_optimizer_shapes(name, opt)
-        self.generator.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+        rng = state["rng"].cpu()
+        if rng.numel() == self.generator.get_state().numel():
+            self.generator.set_state(rng if self.device.type == "cpu" else state["rng"])
+        else:  # saved on another kind of device (a CUDA state is 16 bytes, a CPU one 5056): a new stream
+            digest = hashlib.sha256(rng.numpy().tobytes()).digest()  # from the saved state: still repeatable
+            self.generator.manual_seed(int.from_bytes(digest[:8], "little") % 2**63)
         for name, scaler in self.scalers.items():  # absent when the run was saved under another precision
             if name in state.get("scalers", {}):
                 scaler.load_state_dict(state["scalers"][name])

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from engine.accel import GRAPHS
 from engine.device import is_out_of_memory
 from engine.errors import UserError
 from engine.members.base import Member
@@ -104,6 +105,8 @@ class Trainer:
             started = time.perf_counter()
             try:
                 batch = self.session.dataset.batch(self.health.batch_size(member), member.generator)
+                if member.fast.compile and member.fast.compile_mode == GRAPHS:
+                    torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused
                 losses = member.train_step(batch)
                 break
             except Exception as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
