@@ -10,7 +10,7 @@ started=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/gpu.txt"
 python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, \
 torch.cuda.get_device_name(), 'bf16', torch.cuda.is_bf16_supported())" 2>&1 | tee -a "$OUT/gpu.txt"
-timeout "${TESTS_TIMEOUT:-90}" python3 -m pytest -q -p no:cacheprovider tests/cuda 2>&1 | tee "$OUT/cuda-tests.txt"
+timeout "${TESTS_TIMEOUT:-90}" python3 -m pytest -q -p no:cacheprovider tests/cuda ${CUDA_TESTS_K:+-k "$CUDA_TESTS_K"} 2>&1 | tee "$OUT/cuda-tests.txt"
 echo "tests done after $(( $(date +%s) - started )) s"
 timeout "${BENCH_TIMEOUT:-300}" python3 main.py bench speed --device cuda --ablation \
   --out "$OUT/bench-speed-cuda.json" 2>&1 | tee "$OUT/bench-speed-cuda.txt"
