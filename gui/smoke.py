@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from PySide6.QtCore import QTimer
+
 STARTED = time.monotonic()  # module import: a fallback when the process start time is unknown
+STOP_GRACE_S = 60.0
 
 
 def process_age() -> float:
@@ -85,10 +88,16 @@ class Smoke:
 
     def timed_out(self) -> None:
         self.failures.append(f"gave up after {self.args.timeout} s")
-        if self.window.bridge.training:
-            self.window.bridge.stop_training()
-        self.window.close()
-        self.app.exit(1)
+        if not self.window.bridge.training:
+            self.close()
+            return
+        self.window.bridge.stop_training()  # training_ended() closes the window once the child is gone
+        QTimer.singleShot(int(STOP_GRACE_S * 1000), self.abandon)
+
+    def abandon(self) -> None:
+        """The trainer did not stop: a smoke check must still end, so end the process as it is."""
+        self.say(f"FAIL the trainer did not stop within {STOP_GRACE_S} s of the timeout")
+        os._exit(3)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, temp: Path) -> int:
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QSettings
 
     from gui.app import install_error_hook, make_app
 

@@ -20,7 +20,8 @@ for arg in "$@"; do
   esac
 done
 
-VERSION=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+PYTHON=${PYTHON:-python3}  # the interpreter whose packages get frozen
+VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 ARCH=amd64
 DEB="dist/chorus_${VERSION}_${ARCH}.deb"
 TARBALL="dist/chorus-${VERSION}-linux-x86_64.tar.gz"
@@ -36,7 +37,7 @@ size() { du -sh --apparent-size "$1" | cut -f1; }
 if [ "$MAKE_APP" = 1 ]; then
   begin "pyinstaller (onedir)"
   rm -rf dist/Chorus
-  python3 -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+  "$PYTHON" -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
     packaging/chorus.spec
   done_step "pyinstaller"
 fi
@@ -54,7 +55,8 @@ if [ "$MAKE_DEB" = 1 ]; then
   ln -s /opt/chorus/Chorus "$STAGE/usr/bin/chorus"
   install -m 644 resources/icons/chorus.png "$STAGE/usr/share/icons/hicolor/256x256/apps/chorus.png"
   install -m 644 packaging/linux/chorus.desktop "$STAGE/usr/share/applications/chorus.desktop"
-  install -m 755 packaging/linux/postinst packaging/linux/postrm "$STAGE/DEBIAN/"
+  # no maintainer scripts: the desktop-file-utils and hicolor-icon-theme triggers refresh the menu and
+  # icon caches, and without a postrm "dpkg -r" leaves nothing behind, not even a config-files entry
   INSTALLED_KB=$(du -sk "$STAGE" | cut -f1)
   sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@INSTALLED_KB@/$INSTALLED_KB/" \
     packaging/linux/control.in >"$STAGE/DEBIAN/control"
