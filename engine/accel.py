@@ -2,12 +2,13 @@
 
 - autocast (bf16, or fp16 with a gradient scaler) for the forward passes,
 - fused optimizer kernels (one launch per step instead of one per parameter group of tensors),
-- ``torch.compile`` of the networks a member calls in its training step, with a fallback to eager
-  when it is unavailable (frozen build, no Triton) or fails on the first step,
+- ``torch.compile`` of the networks a member calls in its training step, optionally replaying CUDA
+  graphs, with a fallback to eager when it is unavailable (frozen build, no Triton) or fails,
 - ``cudnn.benchmark`` (set by the session: every batch has the same shape).
 
-The "auto" choices come from ``bench speed --device cuda`` (its ablation table in
-docs/performance.md): a path is on by default for a member only where it made that member faster.
+The "auto" choices come from ``bench speed --device cuda --ablation`` (docs/performance.md): a path
+is on by default for a member only where it made that member faster, compiling only where the run
+is long enough to win back its warm-up.
 On the CPU every path is off by default (bf16 autocast is slower on CPUs without AMX, fused CPU Adam
 gains nothing at these sizes, and compiling needs a C++ toolchain and minutes of warm-up).
 """
@@ -15,18 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
-# Measured defaults on CUDA, by member kind (docs/performance.md, "CUDA ablation", H100): at these
-# sizes every member is bound by kernel launches, so bf16 autocast (extra cast kernels) made each
-# 8–16 % slower and torch.compile's default mode 7–33 % slower; cudnn.benchmark and fused Adam helped.
+# Measured defaults on CUDA, by member kind (docs/performance.md, "CUDA ablation", H100). At these
+# sizes every member is bound by kernel launches: bf16 autocast (extra cast kernels) made each 8–16 %
+# slower and torch.compile's default mode 7–33 % slower, so both stay off; fused Adam and
+# cudnn.benchmark helped. CUDA graphs (compile "reduce-overhead") made steps 1.3–3.4× faster but
+# cost 3–18 s of compiling first, so "auto" uses them only for runs long enough to win that back:
+# ``graphs_from`` is the measured break-even, in planned steps, rounded up.
 AUTO_CUDA = {
-    "dcgan": {"amp": False, "compile": False},
-    "vae": {"amp": False, "compile": False},
-    "diffusion": {"amp": False, "compile": False},
-    "judge": {"amp": False, "compile": False},
+    "dcgan": {"amp": False, "graphs_from": 6000},
+    "vae": {"amp": False, "graphs_from": 5100},
+    "diffusion": {"amp": False, "graphs_from": 2200},
+    "judge": {"amp": False, "graphs_from": 4900},
 }
 GRAPHS = "reduce-overhead"  # torch.compile's mode that replays CUDA graphs
 
@@ -71,20 +75,22 @@ def compile_available(device: torch.device) -> str:
     return ""
 
 
-def resolve(device: torch.device, kind: str, precision: str = "auto", compile: str = "auto") -> FastPaths:
-    """The fast paths for one member of ``kind`` on ``device`` under the run's settings."""
+def resolve(device: torch.device, kind: str, precision: str = "auto", compile: str = "auto",
+            steps: int = 0) -> FastPaths:
+    """The fast paths for one member of ``kind`` on ``device`` under the run's settings.
+
+    ``steps``: the run's planned length, which decides whether compiling pays off under "auto".
+    """
     cuda = device.type == "cuda"
-    auto = AUTO_CUDA.get(kind, {"amp": False, "compile": False}) if cuda else {"amp": False, "compile": False}
+    auto = AUTO_CUDA.get(kind, {"amp": False, "graphs_from": None}) if cuda else {"amp": False, "graphs_from": None}
     if precision == "auto":
-        bf16 = cuda and torch.cuda.is_bf16_supported()
-        amp = torch.bfloat16 if auto["amp"] and bf16 else None
+        amp = torch.bfloat16 if auto["amp"] and torch.cuda.is_bf16_supported() else None
     else:
         amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    wants_compile = auto["compile"] if compile == "auto" else compile in ("on", "graphs")
-    mode = GRAPHS if compile == "graphs" and cuda else "default"
-    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants_compile and not compile_available(device),
-                     compile_mode=mode)
-
-
-def without_compile(fast: FastPaths) -> FastPaths:
-    return replace(fast, compile=False)
+    if compile == "auto":
+        wants, mode = auto["graphs_from"] is not None and steps >= auto["graphs_from"], GRAPHS
+    else:
+        wants, mode = compile in ("on", "graphs"), GRAPHS if compile == "graphs" else "default"
+    wants = wants and not compile_available(device)
+    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants,
+                     compile_mode=mode if cuda and wants else "default")

@@ -58,7 +58,7 @@ class Session:
         self.members: dict[str, Member] = {}
         for member_config in self.config.members:
             cls = member_class(member_config.kind)
-            paths = fast or resolve(device, member_config.kind, train.precision, train.compile)
+            paths = fast or resolve(device, member_config.kind, train.precision, train.compile, train.steps)
             self.members[member_config.name] = cls(member_config, (channels, size, size), run.num_classes,
                                                    device, member_seed(train.seed, member_config.name), paths)
         self.notes = _fast_path_notes(self, fast)
@@ -172,7 +172,7 @@ def _fast_path_notes(session: "Session", override: FastPaths | None) -> list[str
     """One line per member on how it trains; why compile is off when it was asked for."""
     notes = [f"{name}: {member.fast.describe()} on {session.device}" for name, member in session.members.items()]
     why = compile_available(session.device)
-    if override is None and session.config.train.compile == "on" and why:
+    if override is None and session.config.train.compile in ("on", "graphs") and why:
         notes.append(f"torch.compile was asked for but is off: {why}")
     return notes
 

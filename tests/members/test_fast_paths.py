@@ -22,6 +22,21 @@ def test_auto_is_plain_fp32_on_the_cpu_and_explicit_settings_win():
     assert "bf16 autocast" in resolve(cpu, "vae", precision="bf16").describe()
 
 
+def test_auto_on_cuda_follows_the_h100_measurements(monkeypatch):
+    import engine.accel as accel
+
+    monkeypatch.setattr(accel, "compile_available", lambda device: "")  # as on a machine with Triton
+    gpu = torch.device("cuda")
+    short = resolve(gpu, "diffusion", steps=1500)
+    assert short == FastPaths(fused_optimizer=True)  # fp32, eager: at 1500 steps graphs don't pay off
+    long = resolve(gpu, "diffusion", steps=3000)
+    assert long.compile and long.compile_mode == accel.GRAPHS and long.amp_dtype is None
+    assert not resolve(gpu, "dcgan", steps=3000).compile  # its compile warm-up needs ~6000 steps to win back
+    assert not resolve(gpu, "diffusion", compile="off", steps=10**6).compile
+    monkeypatch.setattr(accel, "compile_available", lambda device: "the packaged app carries no compiler")
+    assert not resolve(gpu, "diffusion", steps=10**6).compile
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_members_train_under_autocast_and_resume(tiny_config, tmp_path, precision):
     config = tiny_config(precision=precision, checkpoint_every=3)
