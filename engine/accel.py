@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 
 # Measured defaults on CUDA, by member kind (docs/performance.md, "CUDA ablation", H100). At these
-# sizes every member is bound by kernel launches: bf16 autocast (extra cast kernels) made each 8–16 %
-# slower and torch.compile's default mode 7–33 % slower, so both stay off; fused Adam and
+# sizes every member is bound by kernel launches: bf16 autocast (extra cast kernels) made each
+# 11–25 % slower and torch.compile's default mode slower still, so both stay off; fused Adam and
 # cudnn.benchmark helped. CUDA graphs (compile "reduce-overhead") made steps 1.3–3.4× faster but
 # cost 3–18 s of compiling first, so "auto" uses them only for runs long enough to win that back:
 # ``graphs_from`` is the measured break-even, in planned steps, rounded up.
