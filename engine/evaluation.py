@@ -20,7 +20,7 @@ from engine.fusion.bank import SampleBank
 from engine.fusion.base import FusionContext
 from engine.fusion.registry import fusion as make_fusion
 from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, cache_dir,
-                                     reference_images, reference_judge)
+                                     judge_key, reference_images, reference_judge)
 from engine.metrics.frechet import frechet_distance
 from engine.metrics.kid import kernel_inception_distance
 from engine.metrics.prdc import prdc
@@ -101,7 +101,7 @@ class Evaluator:
             extractor = InceptionFeatures(inception_weights, device)
         elif features == "judge":
             judge = reference_judge(data, device, judge_recipe, progress=lambda f: self.progress("judge", f))
-            extractor = JudgeFeatures(judge)
+            extractor = JudgeFeatures(judge, judge_key(data, judge_recipe))
         else:
             raise UserError(f"unknown feature space {features!r}; use judge or inception")
         self.extract = extractor

@@ -52,14 +52,21 @@ def cache_dir() -> Path:
 class JudgeFeatures:
     """The penultimate layer (64-d) of a reference judge trained on the run's data."""
 
-    name = "judge"
-
-    def __init__(self, judge: Judge):
+    def __init__(self, judge: Judge, recipe_key: str = ""):
         self.judge = judge
+        # cached features are only valid for the judge that made them: its recipe is in the name
+        self.name = f"judge-{hashlib.blake2b(recipe_key.encode(), digest_size=6).hexdigest()}" if recipe_key \
+            else "judge"
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         return self.judge.features(images.to(self.judge.device)).double().cpu().numpy()
+
+
+def judge_key(data: LoadedData, recipe: JudgeRecipe) -> str:
+    """Identifies a reference judge: the data, its shape, the training recipe and Chorus's version."""
+    _, size, _, channels = data.images.shape
+    return f"{data.fingerprint}-{size}-{channels}-{recipe.steps}-{recipe.batch_size}-{recipe.seed}-{__version__}"
 
 
 def reference_judge(data: LoadedData, device: torch.device, recipe: JudgeRecipe = JudgeRecipe(),
@@ -68,7 +75,7 @@ def reference_judge(data: LoadedData, device: torch.device, recipe: JudgeRecipe 
     n, size, _, channels = data.images.shape
     config = MemberConfig("judge", Judge.default_optim, recipe.batch_size, {})
     judge = Judge(config, (channels, size, size), data.num_classes, device, recipe.seed)
-    key = f"{data.fingerprint}-{size}-{channels}-{recipe.steps}-{recipe.batch_size}-{recipe.seed}-{__version__}"
+    key = judge_key(data, recipe)
     path = (cache or cache_dir()) / "judges" / f"{hashlib.blake2b(key.encode(), digest_size=10).hexdigest()}.safetensors"
     if path.exists():
         try:

@@ -63,3 +63,22 @@ def test_inception_without_weights_is_a_clear_error(run_path, capsys):
     assert main(["evaluate", str(run_path), "--n", "30", "--features", "inception",
                  "--inception-weights", str(run_path / "nope.pth")]) == 2
     assert "never downloads" in capsys.readouterr().err
+
+
+def test_cached_reference_features_belong_to_the_judge_that_made_them(tiny_config, tmp_path):
+    """Two judge recipes on the same data: each evaluator gets its own judge's features, cache or not."""
+    import numpy as np
+    import torch
+
+    from engine.data.sources import load_data
+    from engine.evaluation import Evaluator
+    from engine.metrics.features import JudgeRecipe
+
+    config = tiny_config()
+    data = load_data(config.data)
+    cpu = torch.device("cpu")
+    short = Evaluator(data, config.data, cpu, judge_recipe=JudgeRecipe(steps=5, batch_size=16)).reference
+    longer = Evaluator(data, config.data, cpu, judge_recipe=JudgeRecipe(steps=30, batch_size=16)).reference
+    again = Evaluator(data, config.data, cpu, judge_recipe=JudgeRecipe(steps=5, batch_size=16)).reference
+    assert not np.allclose(short, longer)
+    assert np.array_equal(short, again)
