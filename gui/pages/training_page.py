@@ -15,6 +15,8 @@ from gui.widgets.image_grid import ImageGrid
 from gui.widgets.loss_plot import LossPlot
 
 RATE_WINDOW = 20  # step reports used for the images/s and ETA estimates
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")        # engine.config validates them again
+COMPILE_MODES = ("auto", "off", "on", "graphs")
 
 
 def clock(seconds: float | None) -> str:
@@ -84,6 +86,14 @@ class TrainingPage(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.precision = QComboBox()
+        self.precision.addItems(PRECISIONS)
+        self.precision.setToolTip("autocast on a CUDA GPU; auto: what bench speed measured fastest for each member "
+                                  "(fp32 at these sizes)")
+        self.compile = QComboBox()
+        self.compile.addItems(COMPILE_MODES)
+        self.compile.setToolTip("torch.compile on a CUDA GPU; auto: CUDA graphs once a run is long enough to "
+                                "repay the compile (see docs/performance.md); falls back to eager if it fails")
         self.preview_every = QSpinBox()
         self.preview_every.setRange(1, 10**9)
         self.preview_every.setValue(50)
@@ -102,6 +112,8 @@ class TrainingPage(QWidget):
         form.addRow("steps per member", self.steps)
         form.addRow("seed", self.seed)
         form.addRow("device", self.device)
+        form.addRow("GPU precision", self.precision)
+        form.addRow("GPU compile", self.compile)
         form.addRow("preview every", self.preview_every)
         form.addRow("checkpoint every", self.checkpoint_every)
         form.addRow("log every", self.log_every)
@@ -159,7 +171,8 @@ class TrainingPage(QWidget):
     def train_raw(self) -> dict[str, Any]:
         return {"steps": self.steps.value(), "seed": self.seed.value(), "device": self.device.currentText(),
                 "preview_every": self.preview_every.value(), "checkpoint_every": self.checkpoint_every.value(),
-                "log_every": self.log_every.value()}
+                "log_every": self.log_every.value(), "precision": self.precision.currentText(),
+                "compile": self.compile.currentText()}
 
     def set_train_config(self, train: dict[str, Any]) -> None:
         self.steps.setValue(int(train.get("steps", self.steps.value())))
@@ -168,10 +181,13 @@ class TrainingPage(QWidget):
         self.preview_every.setValue(int(train.get("preview_every", self.preview_every.value())))
         self.checkpoint_every.setValue(int(train.get("checkpoint_every", self.checkpoint_every.value())))
         self.log_every.setValue(int(train.get("log_every", self.log_every.value())))
+        self.precision.setCurrentText(str(train.get("precision", "auto")))
+        self.compile.setCurrentText(str(train.get("compile", "auto")))
 
     def set_run_fixed(self, fixed: bool) -> None:
         """An existing run keeps its seed and schedule; only the step target can grow."""
-        for widget in (self.seed, self.device, self.preview_every, self.checkpoint_every, self.log_every):
+        for widget in (self.seed, self.device, self.preview_every, self.checkpoint_every, self.log_every,
+                       self.precision, self.compile):
             widget.setEnabled(not fixed)
 
     def set_members(self, members: list[tuple[str, str, bool]], batch_total: int) -> None:

@@ -136,3 +136,26 @@ def test_the_window_follows_the_system_colour_scheme(qtbot, qapp):
         assert plot.backgroundBrush().color().lightness() > 180
     finally:
         THEME.apply(qapp, Qt.ColorScheme.Light)
+
+
+def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path, monkeypatch):
+    from engine.config import COMPILE_MODES, PRECISIONS, RunConfig
+    from gui.main_window import MainWindow
+    from gui.pages import training_page
+
+    assert training_page.PRECISIONS == PRECISIONS and training_page.COMPILE_MODES == COMPILE_MODES
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    configure_tiny_run(window, tiny_npz, members=("vae",))
+    window.training_page.precision.setCurrentText("bf16")
+    window.training_page.compile.setCurrentText("graphs")
+    target = tmp_path / "gpu-run"
+    monkeypatch.setattr(window, "ask_new_run_folder", lambda: str(target))
+    with qtbot.waitSignal(window.bridge.sig_run_opened, timeout=LONG):
+        window.save_action.trigger()
+    import json
+
+    train = RunConfig.from_dict(json.loads((target / "run.json").read_text())["config"]).train
+    assert (train.precision, train.compile) == ("bf16", "graphs")
+    assert not window.training_page.precision.isEnabled()  # an existing run keeps them
+    window.close()
