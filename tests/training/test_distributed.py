@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -80,3 +81,32 @@ def test_distributed_outside_torchrun_is_a_clear_error(tmp_path: Path, tiny_npz:
     assert code == 2
     assert "torchrun" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_stop_request_ends_every_rank_at_the_same_step_with_one_checkpoint(tmp_path: Path, tiny_npz: Path):
+    """SIGTERM to torchrun reaches both ranks; they agree on the step, rank 0 saves, nobody hangs."""
+    config = _config(tmp_path, tiny_npz)
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(ROOT / "main.py"), "train", "--config", str(config), "--steps", "1000000", "--out", str(run),
+               "--distributed", "--quiet"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # until rank 0 logged once: both ranks are inside the training loop
+            if (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").stat().st_size:
+                break
+            with pytest.raises(subprocess.TimeoutExpired):
+                process.wait(timeout=0.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    stopped = [line for line in stderr.splitlines() if "stopped at step" in line]
+    assert len(stopped) == 1, stderr[-3000:]
+    step = int(stopped[0].split("stopped at step ")[1].split(";")[0])
+    assert step % 10 == 0  # a log point, where the ranks agree to stop
+    assert (run / "checkpoints" / f"step-{step:07d}").is_dir()
+    pairs = Counter((r["member"], r["step"]) for r in _records(run))
+    assert set(pairs.values()) == {1}
