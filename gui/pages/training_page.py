@@ -144,6 +144,12 @@ class TrainingPage(QWidget):
         side_widget = QWidget()
         side_widget.setLayout(side)
         side_widget.setFixedWidth(300)
+        side_scroll = QScrollArea()  # small screens scroll the controls instead of growing the window
+        side_scroll.setWidget(side_widget)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setFixedWidth(300 + side_scroll.verticalScrollBar().sizeHint().width())
 
         self._plots = QWidget()
         self._plots_layout = QVBoxLayout(self._plots)
@@ -158,7 +164,7 @@ class TrainingPage(QWidget):
         scroll.setWidget(self._plots)
 
         layout = QHBoxLayout(self)
-        layout.addWidget(side_widget)
+        layout.addWidget(side_scroll)
         layout.addWidget(scroll, 1)
 
         self.start_button.clicked.connect(self.sig_start)
