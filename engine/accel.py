@@ -32,6 +32,7 @@ AUTO_CUDA = {
     "diffusion": {"amp": False, "graphs_from": 2200},
     "judge": {"amp": False, "graphs_from": 4900},
 }
+NO_AUTO = {"amp": False, "graphs_from": None}  # CPU, MPS, or a kind not measured: nothing by default
 GRAPHS = "reduce-overhead"  # torch.compile's mode that replays CUDA graphs
 
 
@@ -82,7 +83,7 @@ def resolve(device: torch.device, kind: str, precision: str = "auto", compile: s
     ``steps``: the run's planned length, which decides whether compiling pays off under "auto".
     """
     cuda = device.type == "cuda"
-    auto = AUTO_CUDA.get(kind, {"amp": False, "graphs_from": None}) if cuda else {"amp": False, "graphs_from": None}
+    auto = AUTO_CUDA.get(kind, NO_AUTO) if cuda else NO_AUTO
     if precision == "auto":
         amp = torch.bfloat16 if auto["amp"] and torch.cuda.is_bf16_supported() else None
     else:

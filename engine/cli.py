@@ -140,7 +140,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.session import Session
 
     with _world(args, args.device or "auto") as (world, device):
-        session = Session.open(args.run, device if world else args.device, world=world)
+        session = Session.open(args.run, device, world=world)
         steps = args.steps if args.steps is not None else session.config.train.steps
         _say(world, f"resuming {args.run} at step {session.step} → {steps}", *session.notes)
         return _train(session, steps, args.quiet)

@@ -42,7 +42,7 @@ class Trainer:
         self.session = session
         self.callbacks = list(callbacks or [])
         self.control = control or Control()
-        self.world = getattr(session, "world", None)
+        self.world = session.world
         self.is_main = self.world is None or self.world.is_main  # only rank 0 writes and reports
         self.check_each_step = session.device.type == "cpu" and self.world is None
         self.health = Health(list(session.members.values()), self.emit)
