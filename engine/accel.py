@@ -4,6 +4,9 @@
 - fused optimizer kernels (one launch per step instead of one per parameter group of tensors),
 - ``torch.compile`` of the networks a member calls in its training step, optionally replaying CUDA
   graphs, with a fallback to eager when it is unavailable (frozen build, no Triton) or fails,
+- the whole training step (batch drawn, forward, backward, optimizer, EMA) captured once as one CUDA
+  graph and replayed each step (engine/training/step_graph.py): no compiler needed, so it also works
+  in the packaged app,
 - ``cudnn.benchmark`` (set by the session: every batch has the same shape).
 
 The "auto" choices come from ``bench speed --device cuda --ablation`` (docs/performance.md): a path
@@ -34,6 +37,7 @@ AUTO_CUDA = {
 }
 NO_AUTO = {"amp": False, "graphs_from": None}  # CPU, MPS, or a kind not measured: nothing by default
 GRAPHS = "reduce-overhead"  # torch.compile's mode that replays CUDA graphs
+STEP_GRAPH = "step-graph"   # the compile setting that captures whole steps instead of compiling
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class FastPaths:
     fused_optimizer: bool = False
     compile: bool = False
     compile_mode: str = "default"          # or GRAPHS: CUDA graphs replayed by torch.compile
+    step_graph: bool = False               # whole steps as one CUDA graph (exclusive with compile)
 
     @property
     def grad_scaler(self) -> bool:
@@ -54,12 +59,15 @@ class FastPaths:
             parts.append("fused optimizer")
         if self.compile:
             parts.append("torch.compile" + (" + CUDA graphs" if self.compile_mode == GRAPHS else ""))
+        if self.step_graph:
+            parts.append("whole step as one CUDA graph")
         return ", ".join(parts)
 
     def autocast(self, device: torch.device):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=self.amp_dtype)
+        # autocast's cache of cast weights would be frozen into a captured graph: off when capturing
+        return torch.autocast(device.type, dtype=self.amp_dtype, cache_enabled=not self.step_graph)
 
 
 def compile_available(device: torch.device) -> str:
@@ -88,6 +96,8 @@ def resolve(device: torch.device, kind: str, precision: str = "auto", compile: s
         amp = torch.bfloat16 if auto["amp"] and torch.cuda.is_bf16_supported() else None
     else:
         amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if compile == STEP_GRAPH:
+        return FastPaths(amp_dtype=amp, fused_optimizer=cuda, step_graph=step_graph_available(device, amp) == "")
     if compile == "auto":
         wants, mode = auto["graphs_from"] is not None and steps >= auto["graphs_from"], GRAPHS
     else:
@@ -95,3 +105,12 @@ def resolve(device: torch.device, kind: str, precision: str = "auto", compile: s
     wants = wants and not compile_available(device)
     return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants,
                      compile_mode=mode if cuda and wants else "default")
+
+
+def step_graph_available(device: torch.device, amp_dtype: torch.dtype | None = None) -> str:
+    """"" when whole training steps can be captured as CUDA graphs here, else why not (in words)."""
+    if device.type != "cuda":
+        return "CUDA graphs need a CUDA GPU"
+    if amp_dtype == torch.float16:
+        return "fp16's gradient scaler decides on the host whether to step, which a graph cannot replay"
+    return ""

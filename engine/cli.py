@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from engine.config import COMPILE_MODES
 from engine.errors import UserError
 
 EXIT_FAILED = 1       # the run could not finish as asked (e.g. the final checkpoint could not be written)
@@ -44,8 +45,9 @@ def build_parser() -> Parser:
     train.add_argument("--preview-every", type=_int)
     train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                        help="autocast on CUDA (auto: what bench speed measured faster for each member)")
-    train.add_argument("--compile", choices=["auto", "off", "on", "graphs"],
-                       help="torch.compile the training networks (graphs: with CUDA graphs)")
+    train.add_argument("--compile", choices=list(COMPILE_MODES),
+                       help="torch.compile the training networks (graphs: with CUDA graphs); step-graph: "
+                            "no compiling, each member's whole step replayed as one CUDA graph")
     train.add_argument("--config", type=Path, help="a TOML file; flags given here override it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--distributed", action="store_true",

@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")   # engine/accel.py applies them
-COMPILE_MODES = ("auto", "off", "on", "graphs")  # graphs: compile with CUDA graphs
+COMPILE_MODES = ("auto", "off", "on", "graphs", "step-graph")  # graphs: compile with CUDA graphs;
+# step-graph: no compiling, the whole training step captured as one CUDA graph (engine/training/step_graph.py)
 SIZES_HINT = "8 to 256 pixels (28, 32 and 64 are typical)"
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from engine.accel import FastPaths, compile_available, resolve
+from engine.accel import STEP_GRAPH, FastPaths, compile_available, resolve, step_graph_available
 from engine.config import RunConfig
 from engine.data.dataset import DeviceDataset
 from engine.data.sources import LoadedData, load_data
@@ -29,6 +29,7 @@ from engine.training.trainer import Callback, Trainer
 
 if TYPE_CHECKING:
     from engine.training.distributed import World
+    from engine.training.step_graph import Recorder, StepGraph
 
 
 def member_seed(seed: int, name: str) -> int:
@@ -59,9 +60,15 @@ class Session:
         for member_config in self.config.members:
             cls = member_class(member_config.kind)
             paths = fast or resolve(device, member_config.kind, train.precision, train.compile, train.steps)
+            if world is not None and paths.step_graph:  # the all-reduce between backward and step stays eager
+                paths = dataclasses.replace(paths, step_graph=False)
             self.members[member_config.name] = cls(member_config, (channels, size, size), run.num_classes,
                                                    device, member_seed(train.seed, member_config.name), paths)
         self.notes = _fast_path_notes(self, fast)
+        # captured training steps (engine/training/step_graph.py), kept across train() calls; a test
+        # may set graph_recorder to capture without a GPU
+        self.step_graphs: dict[str, "StepGraph | None"] = {}
+        self.graph_recorder: "Recorder | None" = None
         if world is not None:
             from engine.training.distributed import attach
 
@@ -88,15 +95,17 @@ class Session:
 
     @classmethod
     def open(cls, path: Path, device: str | None = None, checkpoint: Path | None = None,
-             with_data: bool = True, world: "World | None" = None) -> "Session":
-        """Open a run at its latest (or the given) checkpoint; ``with_data=False`` for sampling only."""
+             with_data: bool = True, world: "World | None" = None, fast: FastPaths | None = None) -> "Session":
+        """Open a run at its latest (or the given) checkpoint; ``with_data=False`` for sampling only.
+
+        ``fast``: as for ``create``, instead of the fast paths the run's settings choose."""
         run = RunFolder.open(Path(path))
         torch_device = choose_device(device or run.config.train.device)
         data = load_data(run.config.data) if with_data else None
         if data is not None and run.fingerprint and data.fingerprint != run.fingerprint:
             raise UserError(f"the data {run.config.data.source!r} changed since run {path} was made "
                             f"(fingerprint {data.fingerprint} ≠ {run.fingerprint}); start a new run")
-        session = cls(run, data, torch_device, world=world)
+        session = cls(run, data, torch_device, fast, world)
         chosen = checkpoint or run.latest_checkpoint()
         if chosen is not None:
             try:
@@ -171,9 +180,18 @@ def _shard(data: LoadedData, world: "World | None") -> LoadedData:
 def _fast_path_notes(session: "Session", override: FastPaths | None) -> list[str]:
     """One line per member on how it trains; why compile is off when it was asked for."""
     notes = [f"{name}: {member.fast.describe()} on {session.device}" for name, member in session.members.items()]
+    if override is not None:
+        return notes
+    asked = session.config.train.compile
     why = compile_available(session.device)
-    if override is None and session.config.train.compile in ("on", "graphs") and why:
+    if asked in ("on", "graphs") and why:
         notes.append(f"torch.compile was asked for but is off: {why}")
+    if asked == STEP_GRAPH and not all(m.fast.step_graph for m in session.members.values()):
+        fp16 = torch.float16 if session.config.train.precision == "fp16" else None
+        why = step_graph_available(session.device, fp16)
+        if not why and session.world is not None:
+            why = "data-parallel training averages gradients between backward and step, outside a graph"
+        notes.append(f"whole-step CUDA graphs were asked for but are off: {why}")
     return notes
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from engine.accel import FastPaths
-from engine.members.base import Member, make_optimizer, update_ema
+from engine.members.base import Member, ema_beta, make_optimizer, update_ema
 
 StepFn = Callable[[torch.Tensor, torch.Tensor | None], None]
 
@@ -51,7 +51,7 @@ def bare_step(member: Member, fast: FastPaths = FastPaths()) -> StepFn:
             with amp():
                 loss_g = F.softplus(-D(fake)).mean()
             update("G", loss_g)
-            update_ema(ema, G, step_count[0], p["ema_decay"])
+            update_ema(ema, G, ema_beta(step_count[0], p["ema_decay"]))
             step_count[0] += 1
         return step
 
@@ -79,7 +79,7 @@ def bare_step(member: Member, fast: FastPaths = FastPaths()) -> StepFn:
             with amp():
                 loss = F.mse_loss(net(xt, t).float(), noise - real)
             update("unet", loss)
-            update_ema(ema, net, step_count[0], p["ema_decay"])
+            update_ema(ema, net, ema_beta(step_count[0], p["ema_decay"]))
             step_count[0] += 1
         return step
 

@@ -42,6 +42,9 @@ class Member(ABC):
         self.num_classes = num_classes
         self.device = device
         self.step = 0
+        self.state_version = 0  # bumped when weights or optimizer state are replaced (a captured step goes stale)
+        # under a step graph the step count also lives on the device, where a replayed graph reads it
+        self.step_count = torch.zeros((), dtype=torch.int64, device=device) if self.fast.step_graph else None
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
         with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
@@ -49,7 +52,8 @@ class Member(ABC):
             self.build()
         for net in self.networks().values():
             net.to(device)
-        self.optimizers = {name: make_optimizer(config.optim, net.parameters(), self.fast.fused_optimizer)
+        self.optimizers = {name: make_optimizer(config.optim, net.parameters(), self.fast.fused_optimizer,
+                                                self.capturable)
                            for name, net in self.trained_networks().items()}
         self.scalers = {name: torch.amp.GradScaler(device.type) for name in self.optimizers} \
             if self.fast.grad_scaler else {}
@@ -63,6 +67,11 @@ class Member(ABC):
     @property
     def p(self) -> dict[str, Any]:
         return dict(self.config.params)
+
+    @property
+    def capturable(self) -> bool:
+        """Optimizers keep their step counts on the GPU, so a CUDA graph can replay them."""
+        return self.fast.step_graph and self.device.type == "cuda"
 
     @classmethod
     def check_data(cls, data: DataConfig) -> None:
@@ -113,6 +122,23 @@ class Member(ABC):
         else:
             optimizer.step()
 
+    def advance(self) -> None:
+        """Count one training step (at the end of ``train_step``)."""
+        self.step += 1
+        if self.step_count is not None:
+            self.step_count.add_(1)
+
+    def ema_beta(self, decay: float) -> float | torch.Tensor:
+        """The EMA decay for this step: warms up from 0.1 towards ``decay`` (see ``update_ema``).
+
+        Under a step graph it is computed on the device from the device step count: a host number
+        would be frozen into the captured graph at its capture-time value.
+        """
+        if self.step_count is None:
+            return ema_beta(self.step, decay)
+        count = self.step_count.float()
+        return torch.clamp((1.0 + count) / (10.0 + count), max=decay)
+
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch``; returns detached 0-d loss tensors."""
@@ -155,6 +181,7 @@ class Member(ABC):
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optims"][name])
             _check_optimizer_shapes(name, opt)
+            _apply_fast_flags(opt, self.fast.fused_optimizer, self.capturable)
         rng = state["rng"].cpu()
         if rng.numel() == self.generator.get_state().numel():
             self.generator.set_state(rng if self.device.type == "cpu" else state["rng"])
@@ -165,6 +192,9 @@ class Member(ABC):
             if name in state.get("scalers", {}):
                 scaler.load_state_dict(state["scalers"][name])
         self.step = int(state["step"])
+        if self.step_count is not None:
+            self.step_count.fill_(self.step)
+        self.state_version += 1
 
     def train(self, mode: bool = True) -> None:
         for net in self.trained_networks().values():
@@ -181,22 +211,58 @@ def _check_optimizer_shapes(name: str, optimizer: torch.optim.Optimizer) -> None
                                      f"for a parameter of shape {tuple(param.shape)}")
 
 
-def make_optimizer(config: OptimConfig, params, fused: bool = False) -> torch.optim.Optimizer:
-    """``fused``: one kernel per step for all parameters (CUDA); otherwise torch's default (foreach)."""
+def make_optimizer(config: OptimConfig, params, fused: bool = False,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """``fused``: one kernel per step for all parameters (CUDA); otherwise torch's default (foreach).
+
+    ``capturable``: Adam's step counts stay on the GPU so that a CUDA graph can replay the step (SGD
+    keeps no count and needs nothing).
+    """
     extra = {"fused": True} if fused else {}
     if config.name == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                **extra)
     cls = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, **extra)
+    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
+               **extra, **({"capturable": True} if capturable else {}))
+
+
+def _apply_fast_flags(optimizer: torch.optim.Optimizer, fused: bool, capturable: bool) -> None:
+    """Loading a state dict also loads the saving run's kernel flags (a run saved on the CPU would
+    come back unfused on a GPU): set this member's own, and put Adam's step counts where they go."""
+    for group in optimizer.param_groups:
+        group["fused"] = True if fused else None
+        if fused:
+            group["foreach"] = None
+        if "capturable" in group:
+            group["capturable"] = capturable
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            step = state.get("step")
+            if isinstance(step, torch.Tensor):
+                on_device = fused or group.get("capturable", False)
+                state["step"] = step.to(param.device if on_device else "cpu", torch.float32)
+
+
+def ema_beta(step: int, decay: float) -> float:
+    """The EMA decay at ``step``: min(decay, (1 + step) / (10 + step))."""
+    return min(decay, (1.0 + step) / (10.0 + step))
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, net: nn.Module, step: int, decay: float) -> None:
-    """EMA of the weights with a warm-up, so a short run is not dominated by the initial weights."""
-    beta = min(decay, (1.0 + step) / (10.0 + step))
+def update_ema(ema: nn.Module, net: nn.Module, beta: float | torch.Tensor) -> None:
+    """EMA of the weights, ema ← beta·ema + (1 − beta)·net (``beta`` from ``ema_beta``: with a
+    warm-up, so a short run is not dominated by the initial weights).
+
+    A tensor ``beta`` (a step graph's) stays on the device: lerp would read it on the host.
+    """
     # multi-tensor kernels: a handful of launches instead of one per tensor (matters on a GPU)
-    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - beta)
+    ema_params, net_params = list(ema.parameters()), list(net.parameters())
+    if isinstance(beta, torch.Tensor):
+        torch._foreach_mul_(ema_params, beta)
+        torch._foreach_add_(ema_params, torch._foreach_mul(net_params, 1.0 - beta))
+    else:
+        torch._foreach_lerp_(ema_params, net_params, 1.0 - beta)
     buffers = list(ema.buffers())
     if buffers:
         torch._foreach_copy_(buffers, list(net.buffers()))

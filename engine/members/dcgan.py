@@ -48,8 +48,8 @@ class DCGAN(Member):
             loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss
         self.optimize("G", loss_g)
 
-        update_ema(self.G_ema, self.G, self.step, self.p["ema_decay"])
-        self.step += 1
+        update_ema(self.G_ema, self.G, self.ema_beta(self.p["ema_decay"]))
+        self.advance()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
     @torch.no_grad()

@@ -111,8 +111,8 @@ class Diffusion(Member):
         with self.autocast():
             loss = F.mse_loss(self.net(xt, t).float(), noise - x0)
         self.optimize("unet", loss)
-        update_ema(self.ema, self.net, self.step, self.p["ema_decay"])
-        self.step += 1
+        update_ema(self.ema, self.net, self.ema_beta(self.p["ema_decay"]))
+        self.advance()
         return {"loss": loss.detach()}
 
     @torch.no_grad()

@@ -62,7 +62,7 @@ class Judge(Member):
             logits = self.net(images)
             loss = F.cross_entropy(logits, targets)
         self.optimize("judge", loss)
-        self.step += 1
+        self.advance()
         accuracy = (logits.argmax(1) == targets).float().mean()
         return {"loss": loss.detach(), "accuracy": accuracy.detach()}
 

@@ -54,7 +54,7 @@ class VAE(Member):
             recon, kl = self._terms(images, eps)
             loss = (recon.float() + self.p["beta"] * kl.float()).mean()
         self.optimize("vae", loss)
-        self.step += 1
+        self.advance()
         return {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}
 
     @torch.no_grad()

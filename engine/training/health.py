@@ -129,6 +129,7 @@ class Health:
             for group, rate in zip(optimizer.param_groups, rates):
                 group["lr"] = lr = rate * lr_factor
         _drop_gradients(member)
+        member.state_version += 1  # new optimizer state and learning rates: a captured step is stale
         return lr
 
 

@@ -12,6 +12,7 @@ periodic save tries again and the last good checkpoint stays as it is.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
@@ -29,12 +30,14 @@ from engine.training.control import Control
 from engine.training.events import (CheckpointSaved, Event, Finished, MemberFailed, PreviewReady, SaveFailed,
                                     StepLogged)
 from engine.training.health import Health, weights_finite
+from engine.training.step_graph import CudaGraphRecorder, StepGraph
 
 Callback = Callable[[Event], None]
 PREVIEW_COUNT = 16
 PREVIEW_SEED = 20241126
 FOLD_EVERY = 32  # steps of 0-d loss tensors kept before they are summed on the device
 COMPILE_OFF = "compile off"
+STEP_GRAPH_OFF = "step graph off"
 
 
 class Trainer:
@@ -103,8 +106,13 @@ class Trainer:
     def _train_member(self, member: Member, step: int) -> None:
         while True:
             started = time.perf_counter()
+            graph = self._step_graph(member)
             try:
-                batch = self.session.dataset.batch(self.health.batch_size(member), member.generator)
+                images = self.health.batch_size(member)
+                if graph is not None:
+                    losses = graph.step(images)
+                    break
+                batch = self.session.dataset.batch(images, member.generator)
                 if member.fast.compile and member.fast.compile_mode == GRAPHS:
                     torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused
                 losses = member.train_step(batch)
@@ -117,6 +125,8 @@ class Trainer:
                                         "start again with a smaller --batch-size") from None
                     if not self.health.out_of_memory(member, step, exc):
                         return
+                elif graph is not None:
+                    self._step_graph_failed(member, step, exc)
                 elif member.fast.compile:
                     self._compile_failed(member, step, exc)
                 else:
@@ -126,16 +136,32 @@ class Trainer:
             self._forget(member.name)
             self.health.diverged(member, step, f"its loss became NaN or Inf ({bad})")
             return
-        self._accumulate(member.name, losses, len(batch.images), time.perf_counter() - started)
+        self._accumulate(member.name, losses, images, time.perf_counter() - started)
+
+    def _step_graph(self, member: Member) -> StepGraph | None:
+        """The member's captured step, made on first use and kept by the session across train() calls."""
+        if not member.fast.step_graph:
+            return None
+        session = self.session
+        if member.name not in session.step_graphs:
+            if session.graph_recorder is None and member.device.type == "cuda":
+                session.graph_recorder = CudaGraphRecorder(member.device)
+            recorder = session.graph_recorder
+            session.step_graphs[member.name] = StepGraph(member, session.dataset, recorder) if recorder else None
+        return session.step_graphs[member.name]
+
+    def _step_graph_failed(self, member: Member, step: int, exc: BaseException) -> None:
+        """The step could not be captured or replayed: go on with eager steps (the same math)."""
+        graph = self.session.step_graphs.pop(member.name)
+        graph.release()
+        member.fast = dataclasses.replace(member.fast, step_graph=False)
+        self.emit(MemberFailed(member.name, step, f"its CUDA graph failed ({_root_cause(exc, context=True)}); "
+                               "training goes on without it", STEP_GRAPH_OFF))
 
     def _compile_failed(self, member: Member, step: int, exc: BaseException) -> None:
         """torch.compile could not build or run the member's networks: go on in eager mode."""
         member.set_compile(False)
-        root = exc
-        while getattr(root, "inner_exception", None) is not None or root.__cause__ is not None:
-            root = getattr(root, "inner_exception", None) or root.__cause__  # the compiler's own error
-        first = (str(root).strip().splitlines() or [""])[0][:200]
-        self.emit(MemberFailed(member.name, step, f"torch.compile failed ({type(root).__name__}: {first}); "
+        self.emit(MemberFailed(member.name, step, f"torch.compile failed ({_root_cause(exc)}); "
                                "training goes on without it", COMPILE_OFF))
 
     def _accumulate(self, name: str, losses: dict[str, torch.Tensor], images: int, seconds: float) -> None:
@@ -266,3 +292,17 @@ class Trainer:
         self.save_error = None
         self.emit(CheckpointSaved(step, str(path)))
         return True
+
+
+def _root_cause(exc: BaseException, context: bool = False) -> str:
+    """``Type: first line`` of the innermost error (the compiler's own, not a wrapper's); with
+    ``context``, also the error being handled when this one arose (a failed capture's end hides the
+    error of the step being captured)."""
+    root = exc
+    while True:
+        inner = getattr(root, "inner_exception", None) or root.__cause__ or (root.__context__ if context else None)
+        if inner is None or inner is root:
+            break
+        root = inner
+    first = (str(root).strip().splitlines() or [""])[0][:200]
+    return f"{type(root).__name__}: {first}"
