@@ -74,6 +74,7 @@ ABLATION = (
     ("+ cudnn.benchmark", FastPaths(), True),
     ("+ fused Adam", FastPaths(fused_optimizer=True), True),
     ("+ CUDA graphs", FastPaths(fused_optimizer=True, compile=True, compile_mode=GRAPHS), True),
+    ("+ whole-step graph", FastPaths(fused_optimizer=True, step_graph=True), True),
 )
 
 
@@ -117,8 +118,8 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
         timed["bare_same_paths"] = Timed(lambda n: time_loop(fast_step, bare_data, n, batch, session.device))
     if ablation:
         for label, paths, benchmark in ABLATION:
-            if paths.compile and session.device.type != "cuda":
-                continue  # compiling on a CPU takes minutes of C++ builds; "auto" never does it
+            if (paths.compile or paths.step_graph) and session.device.type != "cuda":
+                continue  # compiling on a CPU takes minutes of C++ builds; CUDA graphs need CUDA
             if paths == member.fast and benchmark:  # the run's own defaults: the Chorus row itself
                 timed[f"ablation {label}"] = timed["chorus"]
                 continue
@@ -196,6 +197,8 @@ def main(args) -> int:
     if ablation:
         print()
         print(ablation_table(members))
+        print()
+        print(ablation_table(members, versus="dataloader"))
     print()
     print(markdown_table(["sampling 64 images", "seconds", "images/s"],
                          [[k, f"{v['seconds_for_n']:.3f}", f"{v['images_per_s']:.0f}"] for k, v in sampling.items()]))
@@ -212,15 +215,24 @@ def main(args) -> int:
     return 0
 
 
-def ablation_table(members: dict[str, dict]) -> str:
+def ablation_table(members: dict[str, dict], versus: str = "") -> str:
     """Images/s of the Chorus trainer as each fast path is added (× the plain fp32 trainer), and
-    the seconds of warm-up each variant needed (compiling shows there); "—": not timed (compile on a CPU)."""
+    the seconds of warm-up each variant needed (compiling shows there); "—": not timed (GPU only).
+
+    ``versus="dataloader"``: each variant ÷ the naive DataLoader loop instead."""
     labels = [label for label, _, _ in ABLATION]
     rows = []
     for kind, m in members.items():
         plain = m[f"ablation {labels[0]}_images_per_s"]
-        cells = [f"{m[f'ablation {label}_images_per_s']:.0f} ({m[f'ablation {label}_images_per_s'] / plain:.2f}×, "
-                 f"{m['warmup_s'][f'ablation {label}']:.0f} s)" if f"ablation {label}" in m["warmup_s"] else "—"
-                 for label in labels]
+        cells = []
+        for label in labels:
+            rate = m.get(f"ablation {label}_images_per_s")
+            if rate is None:
+                cells.append("—")
+            elif versus:
+                cells.append(f"{rate / m[f'{versus}_images_per_s']:.2f}")
+            else:
+                cells.append(f"{rate:.0f} ({rate / plain:.2f}×, {m['warmup_s'][f'ablation {label}']:.0f} s)")
         rows.append([kind, *cells])
-    return markdown_table(["member", *labels], rows)
+    title = "member" if not versus else f"÷ {versus} loop"
+    return markdown_table([title, *labels], rows)

@@ -16,7 +16,7 @@ from gui.widgets.loss_plot import LossPlot
 
 RATE_WINDOW = 20  # step reports used for the images/s and ETA estimates
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")        # engine.config validates them again
-COMPILE_MODES = ("auto", "off", "on", "graphs")
+COMPILE_MODES = ("auto", "off", "on", "graphs", "step-graph")
 
 
 def clock(seconds: float | None) -> str:
@@ -93,7 +93,9 @@ class TrainingPage(QWidget):
         self.compile = QComboBox()
         self.compile.addItems(COMPILE_MODES)
         self.compile.setToolTip("torch.compile on a CUDA GPU; auto: CUDA graphs once a run is long enough to "
-                                "repay the compile (see docs/performance.md); falls back to eager if it fails")
+                                "repay the compile (see docs/performance.md); step-graph: no compiling, each "
+                                "member's whole training step replayed as one CUDA graph; falls back to eager "
+                                "if it fails")
         self.preview_every = QSpinBox()
         self.preview_every.setRange(1, 10**9)
         self.preview_every.setValue(50)

@@ -19,7 +19,8 @@ def test_quick_speed_bench_prints_ratios_for_every_member(tmp_path, capsys):
         assert row["chorus_vs_bare"] == pytest.approx(row["chorus_images_per_s"] / row["bare_images_per_s"])
         assert row["ablation + fused Adam_images_per_s"] > 0  # the ablation's variants ran (compile: GPU only)
         assert "ablation + CUDA graphs" not in row["warmup_s"]
+        assert "ablation + whole-step graph" not in row["warmup_s"]
     assert {"fusion average", "fusion mixture", "fusion vote"} <= set(document["sampling"])
     assert document["peak"]["rss_mib"] > 0
     printed = capsys.readouterr().out
-    assert "Chorus ÷ bare" in printed and "+ fused Adam" in printed
+    assert "Chorus ÷ bare" in printed and "+ fused Adam" in printed and "÷ dataloader loop" in printed

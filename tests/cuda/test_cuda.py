@@ -1,7 +1,7 @@
 """The GPU path: members, fast paths, checkpoints across devices, evaluation and NCCL on CUDA.
 
-These need a CUDA GPU and are skipped (visibly) without one; `bash scripts/gpu_check.sh` runs them
-and the CUDA benchmark on a GPU machine (docs/performance.md).
+These need a CUDA GPU and are skipped (visibly) without one; `bash tests/cuda/run_on_gpu.sh` runs
+them and the CUDA benchmark on a GPU machine (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.accel import resolve
+from engine.accel import FastPaths, resolve
 from engine.session import Session
 from engine.training.events import MemberFailed, StepLogged
 from engine.training.trainer import Trainer
@@ -124,3 +124,83 @@ def test_nccl_rank_trains_through_torchrun(tmp_path, tiny_npz):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "run" / "checkpoints" / "step-0000020").is_dir()
+
+
+STEP_GRAPH = FastPaths(fused_optimizer=True, step_graph=True)
+
+
+def _step_graph_runs(config, folder: Path, steps: int, resume_at: int | None = None) -> dict:
+    """The same run trained with eager steps and with replayed whole-step graphs."""
+    runs = {}
+    for graphs in (False, True):
+        def made(session: Session) -> Session:
+            if not graphs:
+                session.step_graphs.update({name: None for name in session.members})  # eager steps
+            return session
+
+        session = made(Session.create(config, folder / f"graphs-{graphs}", fast=STEP_GRAPH))
+        if resume_at is not None:
+            session.train(resume_at)
+            session = made(Session.open(folder / f"graphs-{graphs}", fast=STEP_GRAPH))
+        events = []
+        session.train(steps, [events.append])
+        failed = [e.message for e in events if isinstance(e, MemberFailed)]
+        assert not failed, failed
+        runs[graphs] = (session, [e for e in events if isinstance(e, StepLogged)])
+    return runs
+
+
+def _assert_close_runs(runs: dict) -> None:
+    (eager, eager_logs), (graphed, logs) = runs[False], runs[True]
+    for name, member in graphed.members.items():
+        assert graphed.step_graphs[name] is not None and graphed.step_graphs[name].captures == 1, name
+        reference = eager.members[name]
+        assert member.step == reference.step
+        # the registered generator advanced exactly as eager draws would: checkpoints resume the same stream
+        assert torch.equal(member.generator.get_state(), reference.generator.get_state()), name
+        for net, weights in member.state_dict()["nets"].items():
+            for key, value in weights.items():
+                torch.testing.assert_close(value, reference.state_dict()["nets"][net][key], rtol=1e-3, atol=1e-3)
+    assert [e.member for e in logs] == [e.member for e in eager_logs]
+    for got, expected in zip(logs, eager_logs):
+        assert got.losses == pytest.approx(expected.losses, rel=1e-3, abs=1e-4), got.member
+
+
+def test_replayed_step_graphs_train_like_eager_steps_on_cuda(cuda_config, tmp_path):
+    runs = _step_graph_runs(cuda_config(), tmp_path, 15)  # 3 warm-up steps, one capture, 12 replays
+    _assert_close_runs(runs)
+
+
+def test_a_step_graph_run_resumes_on_cuda(cuda_config, tmp_path):
+    runs = _step_graph_runs(cuda_config(), tmp_path, 15, resume_at=7)
+    _assert_close_runs(runs)
+    group = runs[True][0].members["vae"].optimizers["vae"].param_groups[0]
+    assert group["capturable"] and group["fused"]
+
+
+def test_replayed_steps_never_wait_for_the_gpu(cuda_config, tmp_path):
+    session = Session.create(cuda_config(), tmp_path / "run", fast=STEP_GRAPH)
+    trainer = Trainer(session)
+    for step in range(1, 6):  # warm-up steps and the capture
+        for member in session.members.values():
+            trainer._train_member(member, step)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(6, 40):
+            for member in session.members.values():
+                trainer._train_member(member, step)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    trainer.flush_logs(40)
+    assert all(graph.captures == 1 for graph in session.step_graphs.values())
+
+
+def test_the_step_graph_setting_reaches_every_member_on_cuda(tiny_config, tmp_path):
+    config = tiny_config(device="cuda", log_every=5, compile="step-graph", precision="bf16")
+    session = Session.create(config, tmp_path / "run")
+    assert all(m.fast.step_graph for m in session.members.values()), session.notes
+    events = []
+    session.train(10, [events.append])
+    assert not [e for e in events if isinstance(e, MemberFailed)]
+    assert all(graph.captures == 1 for graph in session.step_graphs.values())

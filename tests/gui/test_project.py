@@ -148,7 +148,7 @@ def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path
     qtbot.addWidget(window)
     configure_tiny_run(window, tiny_npz, members=("vae",))
     window.training_page.precision.setCurrentText("bf16")
-    window.training_page.compile.setCurrentText("graphs")
+    window.training_page.compile.setCurrentText("step-graph")
     target = tmp_path / "gpu-run"
     monkeypatch.setattr(window, "ask_new_run_folder", lambda: str(target))
     with qtbot.waitSignal(window.bridge.sig_run_opened, timeout=LONG):
@@ -156,6 +156,6 @@ def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path
     import json
 
     train = RunConfig.from_dict(json.loads((target / "run.json").read_text())["config"]).train
-    assert (train.precision, train.compile) == ("bf16", "graphs")
+    assert (train.precision, train.compile) == ("bf16", "step-graph")
     assert not window.training_page.precision.isEnabled()  # an existing run keeps them
     window.close()
