@@ -154,6 +154,8 @@ class Trainer:
         """The step could not be captured or replayed: go on with eager steps (the same math)."""
         graph = self.session.step_graphs.pop(member.name)
         graph.release()
+        if isinstance(self.session.graph_recorder, CudaGraphRecorder):
+            self.session.graph_recorder = None  # a capture that failed half-way may leave its stream unusable
         member.fast = dataclasses.replace(member.fast, step_graph=False)
         self.emit(MemberFailed(member.name, step, f"its CUDA graph failed ({_root_cause(exc, context=True)}); "
                                "training goes on without it", STEP_GRAPH_OFF))
@@ -298,11 +300,12 @@ def _root_cause(exc: BaseException, context: bool = False) -> str:
     """``Type: first line`` of the innermost error (the compiler's own, not a wrapper's); with
     ``context``, also the error being handled when this one arose (a failed capture's end hides the
     error of the step being captured)."""
-    root = exc
+    root, seen = exc, {id(exc)}
     while True:
         inner = getattr(root, "inner_exception", None) or root.__cause__ or (root.__context__ if context else None)
-        if inner is None or inner is root:
+        if inner is None or id(inner) in seen:
             break
         root = inner
+        seen.add(id(inner))
     first = (str(root).strip().splitlines() or [""])[0][:200]
     return f"{type(root).__name__}: {first}"
