@@ -464,6 +464,7 @@ def default_child_threads() -> int | None:
 class EngineBridge(QObject):
     # training (from the child, through the TrainingLink)
     sig_training_started = Signal(str, int, int)      # run folder, start step, total steps
+    sig_training_notes = Signal(str)                  # how each member trains (fast paths), one per line
     sig_steps_logged = Signal(object)                 # tuple[StepLogged, ...] (member, step, losses…)
     sig_preview_ready = Signal(str, int, object)
     sig_checkpoint_saved = Signal(int, str)
@@ -519,6 +520,7 @@ class EngineBridge(QObject):
                        nice=self.child_nice)
         link = TrainingLink(job)
         link.sig_started.connect(self.sig_training_started)
+        link.sig_notes.connect(self.sig_training_notes)
         link.sig_steps.connect(self.sig_steps_logged)
         link.sig_preview.connect(self.sig_preview_ready)
         link.sig_checkpoint.connect(self.sig_checkpoint_saved)

@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         b = self.bridge
         b.sig_training_started.connect(self._training_started)
+        b.sig_training_notes.connect(self.training_page.set_notes)
         b.sig_steps_logged.connect(self.training_page.add_steps)
         b.sig_preview_ready.connect(self.training_page.show_preview)
         b.sig_checkpoint_saved.connect(self._checkpoint_saved)
@@ -195,6 +196,7 @@ class MainWindow(QMainWindow):
         self.training_page.set_members([], 0)
         self.training_page.set_state("idle")
         self.training_page.run_label.setText("")
+        self.training_page.set_notes("")
         self.gallery_page.set_run(None, [])
         self.metrics_page.set_run(None)
         self._update_title()

@@ -50,6 +50,7 @@ class TrainingLink(QThread):
     """Starts the trainer's child process and turns its queue into signals until it ends."""
 
     sig_started = Signal(str, int, int)
+    sig_notes = Signal(str)                 # how each member trains, one line each (after sig_started)
     sig_steps = Signal(object)              # tuple[StepLogged, ...]
     sig_preview = Signal(str, int, object)  # member, step, (n, H, W, C) uint8
     sig_checkpoint = Signal(int, str)
@@ -178,6 +179,7 @@ class TrainingLink(QThread):
         if isinstance(item, ChildStarted):
             self.started_seen = True
             self.sig_started.emit(item.run, item.step, item.total)
+            self.sig_notes.emit("\n".join(item.notes))
         elif isinstance(item, CheckpointSaved):
             self.sig_checkpoint.emit(item.step, item.path)
         elif isinstance(item, Paused):

@@ -34,6 +34,7 @@ class ChildStarted:
     run: str
     step: int       # the step the run starts (or resumes) from
     total: int
+    notes: tuple[str, ...] = ()  # how each member trains (its fast paths), one line each
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _train(job: TrainJob, queue, stop, pause, resume) -> None:
         session = Session.open(job.run, job.device)
     else:
         session = Session.create(RunConfig.from_dict(job.config or {}), job.out, job.device)
-    queue.put(ChildStarted(str(session.run.path), session.step, job.steps))
+    queue.put(ChildStarted(str(session.run.path), session.step, job.steps, tuple(session.notes)))
     # the loop's step is the members' (a member paused after failures lags behind: not the minimum)
     control = ReportingControl(stop, pause, resume, queue.put,
                                lambda: max(member.step for member in session.members.values()))

@@ -135,6 +135,11 @@ class TrainingPage(QWidget):
         self.run_label = QLabel("")
         self.run_label.setWordWrap(True)
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.paths_label = QLabel("")
+        self.paths_label.setWordWrap(True)
+        self.paths_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.paths_label.setToolTip("How each member trains on this device: precision, optimizer kernels, "
+                                    "compiling or CUDA graphs (docs/performance.md)")
 
         side = QVBoxLayout()
         side.addLayout(buttons)
@@ -142,6 +147,7 @@ class TrainingPage(QWidget):
         side.addWidget(stats)
         side.addWidget(settings)
         side.addWidget(self.run_label)
+        side.addWidget(self.paths_label)
         side.addStretch(1)
         side_widget = QWidget()
         side_widget.setLayout(side)
@@ -227,6 +233,10 @@ class TrainingPage(QWidget):
         self.resume_button.setEnabled(state == "paused")
         self.stop_button.setEnabled(state in ("starting", "training", "pausing", "paused"))
         self.steps.setEnabled(not running)
+
+    def set_notes(self, text: str) -> None:
+        """How each member trains (one line each, from the trainer), or "" to clear."""
+        self.paths_label.setText(f"How the members train:\n{text}" if text else "")
 
     def set_started(self, run: str, step: int, total: int) -> None:
         self.total, self.step = total, step
