@@ -26,6 +26,7 @@ SIZE = 16
 SAMPLES = 16
 EVAL_SAMPLES = 64
 FUSIONS = {"average": ("average", {}), "vote": ("vote", {"k": 2})}
+GRAPH_STEPS = 10  # the CUDA graph check: 3 warm-up steps, a capture, replays
 CACHE_ENV = "CHORUS_CACHE_DIR"  # engine.metrics.features.cache_dir() reads it; not imported here, so
                                 # the environment step's time includes importing torch
 
@@ -62,7 +63,7 @@ class SelfTest:
         for name, step in (("environment", self.environment), ("bundled data", self.bundled_data),
                            ("train", self.train), ("sample", self.sample), ("fuse", self.fuse),
                            ("checkpoint", self.checkpoint), ("export png", self.export_png),
-                           ("evaluate", self.evaluate)):
+                           ("evaluate", self.evaluate), ("cuda graphs", self.cuda_graphs)):
             needs_session = name not in ("environment", "bundled data", "train")
             if needs_session and self.session is None:
                 self.record(StepResult(name, False, 0.0, "skipped: training did not succeed"))
@@ -207,6 +208,38 @@ class SelfTest:
         return (f"FD/KID/PRDC of {len(report.members)} members and {len(report.fusions)} fusions on "
                 f"{EVAL_SAMPLES} samples; best member {best} FD {row.fd:.1f}")
 
+
+    def cuda_graphs(self) -> str:
+        """On a CUDA GPU: whole training steps captured and replayed (the packaged app's only graphs:
+        it carries no compiler) train as eager steps do."""
+        import math
+
+        from engine.accel import FastPaths
+        from engine.config import RunConfig
+        from engine.session import Session
+        from engine.training.events import MemberFailed, StepLogged
+
+        device = self.session.device
+        if device.type != "cuda":
+            return f"not run: no CUDA graphs on {device}"
+        raw = tiny_config(GRAPH_STEPS, str(device))
+        raw["members"] = [m for m in raw["members"] if m["kind"] in ("dcgan", "vae")]
+        config = RunConfig.from_dict(raw)
+        losses = {}
+        for graphs in (False, True):
+            fast = FastPaths(fused_optimizer=True, step_graph=graphs)
+            session = Session.create(config, self.folder / f"graphs-{graphs}", fast=fast)
+            events: list = []
+            session.train(GRAPH_STEPS, [events.append])
+            failed = [e.message for e in events if isinstance(e, MemberFailed)]
+            _require(not failed, "; ".join(failed))
+            losses[graphs] = [(e.member, e.step, e.losses) for e in events if isinstance(e, StepLogged)]
+        for (member, step, eager), (_, _, replayed) in zip(losses[False], losses[True], strict=True):
+            for key, value in eager.items():
+                _require(math.isclose(replayed[key], value, rel_tol=1e-2, abs_tol=1e-3),
+                         f"{member} step {step}: {key} {replayed[key]:.5g} replayed, {value:.5g} eager")
+        return (f"dcgan, vae: {GRAPH_STEPS} steps (3 eager, then one captured step replayed) with the "
+                "losses of eager steps")
 
 def _require(condition: bool, message: str) -> None:
     if not condition:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ["environment", "bundled data", "train", "sample", "fuse", "checkpoint", "export png", "evaluate"]
+STEPS = ["environment", "bundled data", "train", "sample", "fuse", "checkpoint", "export png", "evaluate",
+         "cuda graphs"]
 
 
 def test_self_test_passes_every_step_and_leaves_the_user_cache_alone(tmp_path, monkeypatch):
@@ -27,6 +28,7 @@ def test_self_test_passes_every_step_and_leaves_the_user_cache_alone(tmp_path, m
     assert passed, text
     assert [r.name for r in results] == STEPS and all(r.ok for r in results)
     assert "torch.cuda.is_available()=" in text and "device cpu" in text
+    assert results[-1].detail == "not run: no CUDA graphs on cpu"
     assert text.strip().splitlines()[-1].startswith("self-test passed in ")
     assert (tmp_path / "work" / "export.png").is_file()
     assert list((tmp_path / "work" / "cache").rglob("*.safetensors")), "the tiny judge went to the test's cache"
@@ -47,7 +49,7 @@ def test_a_failed_step_is_reported_and_the_steps_that_need_it_are_skipped(monkey
     failed = {r.name: r.detail for r in results if not r.ok}
     assert "RuntimeError: no data for you" in failed["train"]
     assert set(failed) == set(STEPS[2:]) and failed["evaluate"].startswith("skipped")
-    assert "FAILED (6 of 8 steps)" in out.getvalue()
+    assert "FAILED (7 of 9 steps)" in out.getvalue()
 
 
 def test_main_wires_the_self_test_flag(tmp_path):

@@ -204,3 +204,14 @@ def test_the_step_graph_setting_reaches_every_member_on_cuda(tiny_config, tmp_pa
     session.train(10, [events.append])
     assert not [e for e in events if isinstance(e, MemberFailed)]
     assert all(graph.captures == 1 for graph in session.step_graphs.values())
+
+
+def test_the_self_test_checks_cuda_graphs_on_a_gpu(tmp_path):
+    import io
+
+    from engine.self_test import run_self_test
+
+    out = io.StringIO()
+    passed, results = run_self_test(device="cuda", steps=2, out=out, keep=tmp_path / "work")
+    assert passed, out.getvalue()
+    assert results[-1].name == "cuda graphs" and results[-1].detail.startswith("dcgan, vae: 10 steps")
