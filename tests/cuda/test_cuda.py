@@ -54,21 +54,27 @@ def test_every_member_trains_and_samples_on_cuda(cuda_config, tmp_path):
         assert torch.equal(images, again), name
 
 
-def test_the_training_step_never_waits_for_the_gpu(cuda_config, tmp_path):
-    """Between log points nothing reads a value back: any host synchronisation raises here."""
-    session = Session.create(cuda_config(), tmp_path / "run")
+def _train_without_host_sync(session: Session, warm_up: int, steps: int = 40) -> None:
+    """``warm_up`` steps freely (allocations, cuDNN autotuning, captures), then any host
+    synchronisation until ``steps`` raises."""
     trainer = Trainer(session)
-    for member in session.members.values():
-        trainer._train_member(member, 1)  # warm-up (allocations, cuDNN autotuning)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for step in range(2, 40):
+    for step in range(1, steps):
+        if step == warm_up + 1:
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+        try:
             for member in session.members.values():
                 trainer._train_member(member, step)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    trainer.flush_logs(40)
+        except BaseException:
+            torch.cuda.set_sync_debug_mode("default")
+            raise
+    torch.cuda.set_sync_debug_mode("default")
+    trainer.flush_logs(steps)
+
+
+def test_the_training_step_never_waits_for_the_gpu(cuda_config, tmp_path):
+    """Between log points nothing reads a value back: any host synchronisation raises here."""
+    _train_without_host_sync(Session.create(cuda_config(), tmp_path / "run"), warm_up=1)
 
 
 def test_a_cuda_checkpoint_resumes_and_samples_on_the_cpu(cuda_config, tmp_path):
@@ -180,19 +186,7 @@ def test_a_step_graph_run_resumes_on_cuda(cuda_config, tmp_path):
 
 def test_replayed_steps_never_wait_for_the_gpu(cuda_config, tmp_path):
     session = Session.create(cuda_config(), tmp_path / "run", fast=STEP_GRAPH)
-    trainer = Trainer(session)
-    for step in range(1, 6):  # warm-up steps and the capture
-        for member in session.members.values():
-            trainer._train_member(member, step)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for step in range(6, 40):
-            for member in session.members.values():
-                trainer._train_member(member, step)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    trainer.flush_logs(40)
+    _train_without_host_sync(session, warm_up=5)  # 3 warm-up steps, the capture, a first replay
     assert all(graph.captures == 1 for graph in session.step_graphs.values())
 
 
