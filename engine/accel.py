@@ -2,6 +2,7 @@
 
 - autocast (bf16, or fp16 with a gradient scaler) for the forward passes,
 - fused optimizer kernels (one launch per step instead of one per parameter group of tensors),
+- channels_last memory layout for the convolutional networks and their batches,
 - ``torch.compile`` of the networks a member calls in its training step, optionally replaying CUDA
   graphs, with a fallback to eager when it is unavailable (frozen build, no Triton) or fails,
 - the whole training step (batch drawn, forward, backward, optimizer, EMA) captured once as one CUDA
@@ -12,8 +13,9 @@
 The "auto" choices come from ``bench speed --device cuda --ablation`` (docs/performance.md): a path
 is on by default for a member only where it made that member faster, compiling only where the run
 is long enough to win back its warm-up.
-On the CPU every path is off by default (bf16 autocast is slower on CPUs without AMX, fused CPU Adam
-gains nothing at these sizes, and compiling needs a C++ toolchain and minutes of warm-up).
+On the CPU only channels_last is on by default (oneDNN's convolutions are faster in it; bf16 autocast
+is slower on CPUs without AMX, fused CPU Adam gains nothing at these sizes, and compiling needs a C++
+toolchain and minutes of warm-up).
 """
 from __future__ import annotations
 
@@ -29,13 +31,18 @@ import torch
 # cudnn.benchmark helped. CUDA graphs (compile "reduce-overhead") made steps 1.3–3.4× faster but
 # cost 3–18 s of compiling first, so "auto" uses them only for runs long enough to win that back:
 # ``graphs_from`` is the measured break-even, in planned steps, rounded up.
+# channels_last: measured on the H100 for the UNet only (it was always on then); off for the others
+# until the ablation's "+ channels_last" column is measured on a GPU.
 AUTO_CUDA = {
-    "dcgan": {"amp": False, "graphs_from": 6000},
-    "vae": {"amp": False, "graphs_from": 5100},
-    "diffusion": {"amp": False, "graphs_from": 2200},
-    "judge": {"amp": False, "graphs_from": 4900},
+    "dcgan": {"amp": False, "graphs_from": 6000, "channels_last": False},
+    "vae": {"amp": False, "graphs_from": 5100, "channels_last": False},
+    "diffusion": {"amp": False, "graphs_from": 2200, "channels_last": True},
+    "judge": {"amp": False, "graphs_from": 4900, "channels_last": False},
 }
-NO_AUTO = {"amp": False, "graphs_from": None}  # CPU, MPS, or a kind not measured: nothing by default
+# On the CPU (docs/performance.md, CPU ablation) channels_last made each member's step faster.
+AUTO_CPU = {kind: {"amp": False, "graphs_from": None, "channels_last": True}
+            for kind in ("dcgan", "vae", "diffusion", "judge")}
+NO_AUTO = {"amp": False, "graphs_from": None, "channels_last": False}  # MPS, or a kind not measured
 GRAPHS = "reduce-overhead"  # torch.compile's mode that replays CUDA graphs
 STEP_GRAPH = "step-graph"   # the compile setting that captures whole steps instead of compiling
 
@@ -47,6 +54,7 @@ class FastPaths:
     compile: bool = False
     compile_mode: str = "default"          # or GRAPHS: CUDA graphs replayed by torch.compile
     step_graph: bool = False               # whole steps as one CUDA graph (exclusive with compile)
+    channels_last: bool = False            # convolution weights and batches in NHWC layout
 
     @property
     def grad_scaler(self) -> bool:
@@ -55,6 +63,8 @@ class FastPaths:
     def describe(self) -> str:
         parts = [{None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + grad scaler"}
                  [self.amp_dtype]]
+        if self.channels_last:
+            parts.append("channels_last")
         if self.fused_optimizer:
             parts.append("fused optimizer")
         if self.compile:
@@ -91,19 +101,21 @@ def resolve(device: torch.device, kind: str, precision: str = "auto", compile: s
     ``steps``: the run's planned length, which decides whether compiling pays off under "auto".
     """
     cuda = device.type == "cuda"
-    auto = AUTO_CUDA.get(kind, NO_AUTO) if cuda else NO_AUTO
+    auto = (AUTO_CUDA if cuda else AUTO_CPU if device.type == "cpu" else {}).get(kind, NO_AUTO)
+    layout = auto["channels_last"]
     if precision == "auto":
         amp = torch.bfloat16 if auto["amp"] and torch.cuda.is_bf16_supported() else None
     else:
         amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if compile == STEP_GRAPH:
-        return FastPaths(amp_dtype=amp, fused_optimizer=cuda, step_graph=step_graph_available(device, amp) == "")
+        return FastPaths(amp_dtype=amp, fused_optimizer=cuda, channels_last=layout,
+                         step_graph=step_graph_available(device, amp) == "")
     if compile == "auto":
         wants, mode = auto["graphs_from"] is not None and steps >= auto["graphs_from"], GRAPHS
     else:
         wants, mode = compile in ("on", "graphs"), GRAPHS if compile == "graphs" else "default"
     wants = wants and not compile_available(device)
-    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants,
+    return FastPaths(amp_dtype=amp, fused_optimizer=cuda, compile=wants, channels_last=layout,
                      compile_mode=mode if cuda and wants else "default")
 
 

@@ -72,9 +72,10 @@ def time_loop(step, batches, steps: int, batch: int, device: torch.device) -> fl
 ABLATION = (
     ("plain fp32", FastPaths(), False),
     ("+ cudnn.benchmark", FastPaths(), True),
-    ("+ fused Adam", FastPaths(fused_optimizer=True), True),
-    ("+ CUDA graphs", FastPaths(fused_optimizer=True, compile=True, compile_mode=GRAPHS), True),
-    ("+ whole-step graph", FastPaths(fused_optimizer=True, step_graph=True), True),
+    ("+ channels_last", FastPaths(channels_last=True), True),
+    ("+ fused Adam", FastPaths(channels_last=True, fused_optimizer=True), True),
+    ("+ CUDA graphs", FastPaths(channels_last=True, fused_optimizer=True, compile=True, compile_mode=GRAPHS), True),
+    ("+ whole-step graph", FastPaths(channels_last=True, fused_optimizer=True, step_graph=True), True),
 )
 
 

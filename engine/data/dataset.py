@@ -41,12 +41,16 @@ class DeviceDataset:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def batch(self, size: int, generator: torch.Generator) -> Batch:
+    def batch(self, size: int, generator: torch.Generator, channels_last: bool = False) -> Batch:
+        """``size`` random images (with replacement), flipped at random when the data asks for it;
+        ``channels_last``: in NHWC layout, for networks whose weights are (engine/accel.py)."""
         index = torch.randint(len(self), (size,), generator=generator, device=self.device)
         images = to_signed_float(self.images[index])
         if self.flip:
             flip = torch.rand(size, generator=generator, device=self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         labels = self.labels[index] if self.labels is not None else None
         return Batch(images, labels)
 

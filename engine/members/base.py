@@ -52,6 +52,8 @@ class Member(ABC):
             self.build()
         for net in self.networks().values():
             net.to(device)
+            if self.fast.channels_last:  # 4-d weights (convolutions) in NHWC; others are unchanged
+                net.to(memory_format=torch.channels_last)
         self.optimizers = {name: make_optimizer(config.optim, net.parameters(), self.fast.fused_optimizer,
                                                 self.capturable)
                            for name, net in self.trained_networks().items()}
@@ -238,6 +240,9 @@ def _apply_fast_flags(optimizer: torch.optim.Optimizer, fused: bool, capturable:
             group["capturable"] = capturable
         for param in group["params"]:
             state = optimizer.state.get(param, {})
+            for key, value in state.items():  # moments in the parameter's own layout (channels_last or not)
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
             step = state.get("step")
             if isinstance(step, torch.Tensor):
                 on_device = fused or group.get("capturable", False)

@@ -63,7 +63,6 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(min(8, w1), w1), nn.SiLU(), nn.Conv2d(w1, channels, 3, 1, 1))
 
     def forward(self, x, t):
-        x = x.contiguous(memory_format=torch.channels_last)  # ~1.4× faster convolutions on CPU
         temb = self.temb(time_embedding(t, self.width))
         h1 = self.down1(self.inp(x), temb)
         h2 = self.down2(self.pool1(h1), temb)
@@ -92,7 +91,7 @@ class Diffusion(Member):
 
     def build(self) -> None:
         channels = self.image_shape[0]
-        self.net = UNet(channels, self.p["width"]).to(memory_format=torch.channels_last)
+        self.net = UNet(channels, self.p["width"])  # channels_last where FastPaths says (the base converts)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
 
     def networks(self) -> dict[str, nn.Module]:

@@ -99,7 +99,8 @@ class StepGraph:
         self._replay, self._losses, self._warm = None, torch.empty(0), 0
 
     def _eager_step(self) -> dict[str, torch.Tensor]:
-        return self.member.train_step(self.dataset.batch(self._batch_size, self.member.generator))
+        member = self.member
+        return member.train_step(self.dataset.batch(self._batch_size, member.generator, member.fast.channels_last))
 
     def _capture(self) -> None:
         member = self.member

@@ -12,9 +12,10 @@ from engine.training.events import MemberFailed, StepLogged
 from engine.training.trainer import COMPILE_OFF
 
 
-def test_auto_is_plain_fp32_on_the_cpu_and_explicit_settings_win():
+def test_auto_is_fp32_channels_last_on_the_cpu_and_explicit_settings_win():
     cpu = torch.device("cpu")
-    assert resolve(cpu, "dcgan") == FastPaths()
+    assert resolve(cpu, "dcgan") == FastPaths(channels_last=True)  # measured faster on this CPU
+    assert resolve(torch.device("mps"), "dcgan") == FastPaths()  # not measured there: nothing
     assert resolve(cpu, "vae", precision="bf16").amp_dtype == torch.bfloat16
     fp16 = resolve(cpu, "vae", precision="fp16")
     assert fp16.amp_dtype == torch.float16 and fp16.grad_scaler
@@ -28,7 +29,8 @@ def test_auto_on_cuda_follows_the_h100_measurements(monkeypatch):
     monkeypatch.setattr(accel, "compile_available", lambda device: "")  # as on a machine with Triton
     gpu = torch.device("cuda")
     short = resolve(gpu, "diffusion", steps=1500)
-    assert short == FastPaths(fused_optimizer=True)  # fp32, eager: at 1500 steps graphs don't pay off
+    assert short == FastPaths(fused_optimizer=True, channels_last=True)  # at 1500 steps graphs don't pay off
+    assert not resolve(gpu, "vae").channels_last  # measured for the UNet only
     long = resolve(gpu, "diffusion", steps=3000)
     assert long.compile and long.compile_mode == accel.GRAPHS and long.amp_dtype is None
     assert not resolve(gpu, "dcgan", steps=3000).compile  # its compile warm-up needs ~6000 steps to win back
@@ -84,3 +86,18 @@ def test_a_failing_compiler_falls_back_to_eager_and_training_goes_on(tiny_config
     assert "no C++ compiler" in failed[0].message
     assert not session.members["dcgan"].fast.compile
     assert session.members["dcgan"].step == 4
+
+
+def test_channels_last_weights_and_their_optimizer_state_survive_a_resume(tiny_config, tmp_path):
+    session = Session.create(tiny_config(members=("dcgan",), checkpoint_every=2), tmp_path / "run")
+    assert session.members["dcgan"].fast.channels_last  # the CPU default
+    session.train(2)
+    again = Session.open(tmp_path / "run")  # the checkpoint holds plain contiguous tensors
+    member = again.members["dcgan"]
+    conv = next(p for p in member.D.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    moments = member.optimizers["D"].state[conv]
+    assert moments["exp_avg"].stride() == conv.stride() == moments["exp_avg_sq"].stride()
+    assert again.train(4).step == 4
+    assert session.dataset.batch(4, member.generator, channels_last=True).images.is_contiguous(
+        memory_format=torch.channels_last)

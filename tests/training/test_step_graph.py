@@ -8,6 +8,7 @@ checks on a real GPU are in tests/cuda/test_cuda.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -60,11 +61,13 @@ def _assert_same_state(a: Member, b: Member) -> None:
                 assert torch.equal(value, second["optims"][name]["state"][index][key]), f"{name}[{index}].{key}"
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_replayed_steps_train_exactly_as_eager_steps(tiny_npz, tmp_path, kind):
+def test_replayed_steps_train_exactly_as_eager_steps(tiny_npz, tmp_path, kind, channels_last):
     config = _config(tiny_npz, (kind,))
-    eager = Session.create(config, tmp_path / "eager", fast=STEP_GRAPH)
-    graphed = Session.create(config, tmp_path / "graph", fast=STEP_GRAPH)
+    fast = dataclasses.replace(STEP_GRAPH, channels_last=channels_last)
+    eager = Session.create(config, tmp_path / "eager", fast=fast)
+    graphed = Session.create(config, tmp_path / "graph", fast=fast)
     eager_events, events = _train(eager, 9, graphs=False), _train(graphed, 9, graphs=True)
     assert not [e for e in events if isinstance(e, MemberFailed)]
     assert graphed.step_graphs[kind].captures == 1  # 3 warm-up steps, one capture, 6 replays
