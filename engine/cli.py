@@ -160,6 +160,9 @@ def _world(args: argparse.Namespace, device: str):
     rank_device = distributed.start(world, device)
     try:
         yield world, rank_device
+        # all ranks done (rank 0 writes the final checkpoint last) before the group is torn down: a rank
+        # that left while its peer still worked was aborted by gloo ("terminate called…", 1 run in ~5)
+        distributed.barrier()
     finally:
         distributed.stop()
 

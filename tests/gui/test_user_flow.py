@@ -43,8 +43,9 @@ def test_choose_data_train_pause_resume_fuse_export_close_and_reopen(qtbot, tiny
     rows = window.training_page.rows
     assert set(rows) == {"dcgan", "vae"}
     # how each member trains (its fast paths), as the trainer chose them
-    qtbot.waitUntil(lambda: "dcgan: fp32 on cpu" in window.training_page.paths_label.text(), timeout=LONG)
-    assert "vae: fp32 on cpu" in window.training_page.paths_label.text()
+    paths = window.training_page.paths_label
+    qtbot.waitUntil(lambda: "dcgan: fp32, channels_last on cpu" in paths.text(), timeout=LONG)
+    assert "vae: fp32, channels_last on cpu" in paths.text()
     qtbot.waitUntil(lambda: all(row.plot.points() >= 5 for row in rows.values()), timeout=LONG)
     assert all(set(row.plot.series) >= {"loss_d", "loss_g"} for name, row in rows.items() if name == "dcgan")
 
