@@ -89,6 +89,8 @@ def build_parser() -> Parser:
     bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
     bench.add_argument("--ablation", action="store_true",
                        help="speed: also time the trainer with each fast path added in turn")
+    bench.add_argument("--repeats", type=int, help="speed: interleaved repeats per variant, medians reported "
+                                                  "(default 3; more on a noisy machine)")
     bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
     bench.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
     bench.add_argument("--out", type=Path, help="where to write the JSON (default: bench-<kind>.json)")

@@ -19,6 +19,7 @@ from engine.bench.loops import bare_step, dataloader_batches, device_batches
 from engine.config import RunConfig
 from engine.data.dataset import to_signed_float
 from engine.device import choose_device
+from engine.errors import UserError
 from engine.fusion.registry import fusion
 from engine.report import markdown_table
 from engine.session import Session
@@ -173,6 +174,10 @@ def main(args) -> int:
     # On a GPU a repeat is 250 steps, the default checkpoint interval, so the trainer's one
     # checkpoint per repeat weighs what it weighs in a real run; a CPU step is slow enough for 40.
     steps, warmup, repeats = (5, 2, 2) if quick else ((250, 10, 3) if cuda else (40, 5, 3))
+    if getattr(args, "repeats", None):
+        if args.repeats < 1:
+            raise UserError(f"--repeats must be at least 1, got {args.repeats}")
+        repeats = args.repeats
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="chorus-bench-") as tmp:
