@@ -174,7 +174,7 @@ def main(args) -> int:
     # On a GPU a repeat is 250 steps, the default checkpoint interval, so the trainer's one
     # checkpoint per repeat weighs what it weighs in a real run; a CPU step is slow enough for 40.
     steps, warmup, repeats = (5, 2, 2) if quick else ((250, 10, 3) if cuda else (40, 5, 3))
-    if getattr(args, "repeats", None):
+    if getattr(args, "repeats", None) is not None:
         if args.repeats < 1:
             raise UserError(f"--repeats must be at least 1, got {args.repeats}")
         repeats = args.repeats
