@@ -143,7 +143,12 @@ class Member(ABC):
 
     @abstractmethod
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One optimizer step on ``batch``; returns detached 0-d loss tensors."""
+        """One optimizer step on ``batch``; returns detached 0-d loss tensors.
+
+        Ends with ``self.advance()``. It may be captured once and replayed as a CUDA graph
+        (engine/training/step_graph.py): random draws use ``self.generator``, and nothing that
+        changes from step to step may be read on the host (use ``ema_beta``, not ``self.step``).
+        """
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` images in [-1, 1], (n, C, H, W), on the device; same generator state → same images."""
