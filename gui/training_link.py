@@ -19,6 +19,7 @@ try:  # newer engines also say when a save failed
 except ImportError:  # pragma: no cover
     SaveFailed = None
 
+FAST_PATH_CHANGES = ("compile off", "step graph off")  # MemberFailed actions that change how a member trains
 EMIT_HZ = 30                 # at most this many batches of step logs per second reach the GUI
 IDLE_POLL_S = 0.25           # with nothing pending, check this often that the child is alive
 STOP_GRACE_S = 10.0          # a child that ignores stop this long is killed (its last checkpoint stays)
@@ -71,6 +72,7 @@ class TrainingLink(QThread):
                                    args=(job, self.queue, self.stop_flag, self.pause_flag, self.resume_flag))
         self._stop_requested_at: float | None = None
         self.started_seen = False         # set by the engine thread when ChildStarted arrives
+        self.notes: list[str] = []        # how each member trains, as last sent with sig_notes
         self.ended_before_start = False   # stopped before training began: ended, not failed
 
     # called from the GUI thread: flags only, never blocking
@@ -179,7 +181,8 @@ class TrainingLink(QThread):
         if isinstance(item, ChildStarted):
             self.started_seen = True
             self.sig_started.emit(item.run, item.step, item.total)
-            self.sig_notes.emit("\n".join(item.notes))
+            self.notes = list(item.notes)
+            self.sig_notes.emit("\n".join(self.notes))
         elif isinstance(item, CheckpointSaved):
             self.sig_checkpoint.emit(item.step, item.path)
         elif isinstance(item, Paused):
@@ -190,6 +193,9 @@ class TrainingLink(QThread):
             action = getattr(item, "action", "")
             self.sig_member_failed.emit(item.member, item.step,
                                         f"{item.message} ({action})" if action else item.message)
+            if action in FAST_PATH_CHANGES:  # the member now trains without it: say so where its paths are
+                self.notes.append(f"{item.member}: {action} since step {item.step:,}, eager steps")
+                self.sig_notes.emit("\n".join(self.notes))
         elif SaveFailed is not None and isinstance(item, SaveFailed):
             self.sig_save_failed.emit(item.step, item.path, item.message)
         elif isinstance(item, Finished):

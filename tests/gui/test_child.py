@@ -97,3 +97,22 @@ def test_a_final_save_that_failed_reaches_the_window_as_a_message(qtbot):
     link.sig_finished.connect(lambda step, reason: finished.append((step, reason)))
     link._dispatch(Finished(7, "stopped", "No space left on device"))
     assert saved == [(7, "the final checkpoint", "No space left on device")] and finished == [(7, "stopped")]
+
+
+def test_a_fast_path_that_fell_back_is_added_to_how_the_members_train(qtbot):
+    from engine.training.child import ChildStarted
+    from engine.training.events import MemberFailed
+    from engine.training.trainer import COMPILE_OFF, STEP_GRAPH_OFF
+    from gui.bridge import TrainingLink
+    from gui.training_link import FAST_PATH_CHANGES
+
+    assert FAST_PATH_CHANGES == (COMPILE_OFF, STEP_GRAPH_OFF)  # the GUI's copy (it does not import torch)
+    link = TrainingLink(job=None)  # only its dispatch: the process is never started
+    notes = []
+    link.sig_notes.connect(notes.append)
+    link._dispatch(ChildStarted("run", 0, 10, ("vae: fp32, fused optimizer, whole step as one CUDA graph on cuda",)))
+    link._dispatch(MemberFailed("vae", 4, "its CUDA graph failed (…); training goes on without it", "step graph off"))
+    link._dispatch(MemberFailed("vae", 6, "out of memory at batch size 64; retrying with 32", "smaller batch"))
+    assert notes[-1] == ("vae: fp32, fused optimizer, whole step as one CUDA graph on cuda\n"
+                         "vae: step graph off since step 4, eager steps")
+    assert len(notes) == 2
