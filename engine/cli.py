@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.config import COMPILE_MODES
+from engine.config import COMPILE_MODES, PRECISIONS
 from engine.errors import UserError
 
 EXIT_FAILED = 1       # the run could not finish as asked (e.g. the final checkpoint could not be written)
@@ -43,7 +43,7 @@ def build_parser() -> Parser:
     train.add_argument("--checkpoint-every", type=_int)
     train.add_argument("--log-every", type=_int)
     train.add_argument("--preview-every", type=_int)
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+    train.add_argument("--precision", choices=list(PRECISIONS),
                        help="autocast on CUDA (auto: what bench speed measured faster for each member)")
     train.add_argument("--compile", choices=list(COMPILE_MODES),
                        help="torch.compile the training networks (graphs: with CUDA graphs); step-graph: "

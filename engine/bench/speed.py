@@ -67,7 +67,8 @@ def time_loop(step, batches, steps: int, batch: int, device: torch.device) -> fl
     return steps * batch / (time.perf_counter() - started)
 
 
-# CUDA ablation: each fast path added in turn to the Chorus trainer (label, paths, cudnn.benchmark).
+# The ablation: each fast path added in turn to the Chorus trainer (label, paths, cudnn.benchmark);
+# compiling and CUDA graphs are timed on CUDA only.
 # bf16 autocast and torch.compile's default mode were measured too (docs/performance.md, first H100
 # run) and made every member slower; they stay selectable (--precision, --compile on).
 ABLATION = (

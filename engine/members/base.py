@@ -178,17 +178,25 @@ class Member(ABC):
                if self.scalers else {}),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        nets = self.networks()
-        missing = set(nets) - set(state["nets"])
+    def load_weights(self, nets: dict[str, Any], optims: dict[str, Any]) -> None:
+        """Load network weights and optimizer states (a checkpoint's, or a rollback copy's).
+
+        The optimizers' state tensors are new objects afterwards: a captured step is stale
+        (``state_version``)."""
+        networks = self.networks()
+        missing = set(networks) - set(nets)
         if missing:
             raise ValueError(f"checkpoint lacks network(s) {', '.join(sorted(missing))}")
-        for name, net in nets.items():
-            net.load_state_dict(state["nets"][name])
+        for name, net in networks.items():
+            net.load_state_dict(nets[name])
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optims"][name])
+            opt.load_state_dict(optims[name])
             _check_optimizer_shapes(name, opt)
             _apply_fast_flags(opt, self.fast.fused_optimizer, self.capturable)
+        self.state_version += 1
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_weights(state["nets"], state["optims"])
         rng = state["rng"].cpu()
         if rng.numel() == self.generator.get_state().numel():
             self.generator.set_state(rng if self.device.type == "cpu" else state["rng"])
@@ -201,7 +209,6 @@ class Member(ABC):
         self.step = int(state["step"])
         if self.step_count is not None:
             self.step_count.fill_(self.step)
-        self.state_version += 1
 
     def train(self, mode: bool = True) -> None:
         for net in self.trained_networks().values():

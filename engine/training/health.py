@@ -120,16 +120,14 @@ class Health:
     @staticmethod
     def _restore(member: Member, snapshot: dict[str, Any], lr_factor: float) -> float:
         """Load the copy back (the copy itself stays untouched) and scale the learning rates."""
-        for name, net in member.networks().items():
-            net.load_state_dict(snapshot["nets"][name])
+        rates = {name: [group["lr"] for group in optimizer.param_groups]
+                 for name, optimizer in member.optimizers.items()}
+        member.load_weights(snapshot["nets"], copy.deepcopy(snapshot["optims"]))  # a captured step goes stale
         lr = 0.0
         for name, optimizer in member.optimizers.items():
-            rates = [group["lr"] for group in optimizer.param_groups]
-            optimizer.load_state_dict(copy.deepcopy(snapshot["optims"][name]))
-            for group, rate in zip(optimizer.param_groups, rates):
+            for group, rate in zip(optimizer.param_groups, rates[name]):
                 group["lr"] = lr = rate * lr_factor
         _drop_gradients(member)
-        member.state_version += 1  # new optimizer state and learning rates: a captured step is stale
         return lr
 
 

@@ -138,8 +138,8 @@ class TrainingPage(QWidget):
         self.paths_label = QLabel("")
         self.paths_label.setWordWrap(True)
         self.paths_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.paths_label.setToolTip("How each member trains on this device: precision, optimizer kernels, "
-                                    "compiling or CUDA graphs (docs/performance.md)")
+        self.paths_label.setToolTip("How each member trains on this device: precision, memory layout, "
+                                    "optimizer kernels, compiling or CUDA graphs (docs/performance.md)")
 
         side = QVBoxLayout()
         side.addLayout(buttons)
