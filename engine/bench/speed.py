@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from engine.accel import GRAPHS, FastPaths
+from engine.bench.launches import loop_per_step, per_step
 from engine.bench.loops import bare_step, dataloader_batches, device_batches
 from engine.config import RunConfig
 from engine.data.dataset import to_signed_float
@@ -116,6 +117,7 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
         "bare": Timed(lambda n: time_loop(plain_step, bare_data, n, batch, session.device)),
         "dataloader": Timed(lambda n: time_loop(plain_step, naive_data, n, batch, session.device)),
     }
+    fast_step = plain_step
     if member.fast != FastPaths():  # the bare loop with the trainer's own fast paths, for "adds nothing"
         fast_step = bare_step(member, member.fast)
         timed["bare_same_paths"] = Timed(lambda n: time_loop(fast_step, bare_data, n, batch, session.device))
@@ -137,13 +139,27 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
     torch.backends.cudnn.benchmark = session.device.type == "cuda"
     medians = {k: statistics.median(v.rates) for k, v in timed.items()}
     same = medians.get("bare_same_paths", medians["bare"])
-    return {"batch": batch, "fast_paths": member.fast.describe(),
+    # counted on the CPU only: there autograd's backward pass runs on this thread, where the count is
+    ops = count_operations(session, lambda: fast_step(*next(bare_data))) if session.device.type == "cpu" else None
+    return {"batch": batch, "fast_paths": member.fast.describe(), "ops_per_step": ops,
             **{f"{k}_images_per_s": v for k, v in medians.items()},
             "chorus_vs_bare": medians["chorus"] / medians["bare"],
             "chorus_vs_bare_same_paths": medians["chorus"] / same,
             "chorus_vs_dataloader": medians["chorus"] / medians["dataloader"],
             "warmup_s": {k: round(v.warmup_s, 2) for k, v in timed.items()},
             "samples": {k: v.rates for k, v in timed.items()}}
+
+
+def count_operations(session: Session, bare: Callable[[], None], steps: int = 10) -> dict[str, float]:
+    """Operations per step (each one a kernel launch on a GPU; engine/bench/launches.py) of the
+    Chorus trainer, of the member's own step (batch and ``train_step``) and of the bare loop."""
+    member = next(iter(session.members.values()))
+    chorus, host_reads = per_step(lambda n: session.train(session.step + n), steps)
+    own, _ = loop_per_step(lambda: member.train_step(
+        session.dataset.batch(member.config.batch_size, member.generator, member.fast.channels_last)), steps)
+    bare_ops, _ = loop_per_step(bare, steps)
+    return {"chorus": chorus, "member_step": own, "trainer_adds": chorus - own, "bare_same_paths": bare_ops,
+            "chorus_host_reads": host_reads}
 
 
 def measure_sampling(device: str, folder: Path, n: int, repeats: int) -> dict:
@@ -201,6 +217,9 @@ def main(args) -> int:
                            f"{m['dataloader_images_per_s']:.0f}", f"{m['chorus_vs_bare']:.3f}",
                            f"{m['chorus_vs_bare_same_paths']:.3f}", f"{m['chorus_vs_dataloader']:.2f}"]
                           for k, m in members.items()]))
+    if all(m["ops_per_step"] for m in members.values()):
+        print()
+        print(operations_table(members))
     if ablation:
         print()
         print(ablation_table(members))
@@ -243,3 +262,12 @@ def ablation_table(members: dict[str, dict], versus: str = "") -> str:
         rows.append([kind, *cells])
     title = "member" if not versus else f"÷ {versus} loop"
     return markdown_table([title, *labels], rows)
+
+
+def operations_table(members: dict[str, dict]) -> str:
+    """Operations per training step (a kernel launch each on a GPU) and host reads, counted."""
+    rows = [[kind, *(f"{m['ops_per_step'][key]:.1f}" for key in
+                     ("chorus", "member_step", "trainer_adds", "bare_same_paths", "chorus_host_reads"))]
+            for kind, m in members.items()]
+    return markdown_table(["operations per step", "Chorus trainer", "member's own step", "trainer adds",
+                           "bare loop, same paths", "host reads (Chorus)"], rows)

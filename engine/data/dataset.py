@@ -9,6 +9,9 @@ from engine.data.sources import LoadedData
 from engine.device import is_out_of_memory
 from engine.errors import UserError
 
+# A 0-d CPU tensor goes into a kernel on any device as a plain argument (no copy, no sync)
+_MINUS_ONE = torch.tensor(-1.0)
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -57,7 +60,7 @@ class DeviceDataset:
 
 def to_signed_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] → float [-1, 1]."""
-    return images.float().mul_(2.0 / 255.0).sub_(1.0)
+    return torch.add(_MINUS_ONE, images, alpha=2.0 / 255.0)  # one kernel: -1 + 2/255 · images, as float
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

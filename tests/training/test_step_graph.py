@@ -172,11 +172,11 @@ def test_asking_for_step_graphs_without_a_gpu_says_why_they_are_off(tiny_config,
 
 def test_a_checkpoint_opens_with_the_opening_members_optimizer_kernels(tiny_config, tmp_path):
     """torch's load_state_dict would bring back the saving run's fused/foreach choice."""
-    Session.create(tiny_config(members=("vae",), checkpoint_every=2), tmp_path / "run").train(2)  # foreach
+    Session.create(tiny_config(members=("vae",), checkpoint_every=2), tmp_path / "run", fast=FastPaths()).train(2)
     fused = Session.open(tmp_path / "run", fast=FastPaths(fused_optimizer=True))
     group = fused.members["vae"].optimizers["vae"].param_groups[0]
     assert group["fused"] is True and group["foreach"] is None
     assert fused.train(4).step == 4
-    plain = Session.open(tmp_path / "run")
+    plain = Session.open(tmp_path / "run", fast=FastPaths())  # torch's default kernels again
     assert plain.members["vae"].optimizers["vae"].param_groups[0]["fused"] is None
     assert plain.train(6).step == 6
