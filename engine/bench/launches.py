@@ -7,7 +7,9 @@ member's step, and what the member's step costs next to the bare loop, without a
 
 Counted: every aten operation that does work (a kernel on a GPU). Not counted: views and tensor
 metadata operations, which launch nothing. Reads of a device value on the host are counted apart
-(``host_reads``): on a GPU each one waits for the device.
+(``host_reads``): on a GPU each one waits for the device. Counts are taken on the CPU, where autograd
+runs the backward pass on the calling thread (the counter sees only its own thread); the operations
+are the same on a GPU, except that torch's CPU Adam without ``fused`` loops over tensors.
 """
 from __future__ import annotations
 

@@ -20,7 +20,9 @@ def test_quick_speed_bench_prints_ratios_for_every_member(tmp_path, capsys):
         assert row["ablation + fused Adam_images_per_s"] > 0  # the ablation's variants ran (compile: GPU only)
         assert "ablation + CUDA graphs" not in row["warmup_s"]
         assert "ablation + whole-step graph" not in row["warmup_s"]
+        assert 0 < row["ops_per_step"]["trainer_adds"] < 1 < row["ops_per_step"]["member_step"]  # counted on the CPU
     assert {"fusion average", "fusion mixture", "fusion vote"} <= set(document["sampling"])
     assert document["peak"]["rss_mib"] > 0
     printed = capsys.readouterr().out
     assert "Chorus ÷ bare" in printed and "+ fused Adam" in printed and "÷ dataloader loop" in printed
+    assert "operations per step" in printed
