@@ -235,8 +235,12 @@ class TrainingPage(QWidget):
         self.steps.setEnabled(not running)
 
     def set_notes(self, text: str) -> None:
-        """How each member trains (one line each, from the trainer), or "" to clear."""
-        self.paths_label.setText(f"How the members train:\n{text}" if text else "")
+        """How each member trains (one line each, from the trainer: "dcgan: fp32, … on cpu"), or "" to
+        clear. The device the lines share goes into the heading, so each line fits the side panel."""
+        lines = text.splitlines()
+        suffix = " on " + lines[0].rpartition(" on ")[2] if lines and " on " in lines[0] else ""
+        lines = [line.removesuffix(suffix) for line in lines] if suffix else lines
+        self.paths_label.setText(f"How the members train{suffix}:\n" + "\n".join(lines) if lines else "")
 
     def set_started(self, run: str, step: int, total: int) -> None:
         self.total, self.step = total, step

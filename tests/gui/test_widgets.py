@@ -122,3 +122,17 @@ def test_plots_follow_the_light_or_dark_scheme(qtbot, dark):
     finally:
         THEME.dark = previous
         THEME.sig_changed.emit()
+
+
+def test_how_the_members_train_names_the_shared_device_once(qtbot):
+    from gui.pages.training_page import TrainingPage
+
+    page = TrainingPage()
+    qtbot.addWidget(page)
+    page.set_notes("dcgan: fp32, fused optimizer on cuda:1\nvae: fp32, whole step as one CUDA graph on cuda:1\n"
+                   "vae: step graph off since step 4, eager steps")
+    assert page.paths_label.text() == ("How the members train on cuda:1:\ndcgan: fp32, fused optimizer\n"
+                                       "vae: fp32, whole step as one CUDA graph\n"
+                                       "vae: step graph off since step 4, eager steps")
+    page.set_notes("")
+    assert page.paths_label.text() == ""
