@@ -12,14 +12,14 @@ from engine.members.registry import MEMBERS
 from engine.session import member_seed
 
 
-def build(config, kind, labels=True):
+def build(config, kind, labels=True, fast=None):
     data = load_data(config.data)
     if not labels:
         data = type(data)(data.images, None, (), data.fingerprint, data.report)
     dataset = DeviceDataset(data, torch.device("cpu"))
     member_config = config.member(kind)
     member = MEMBERS[kind](member_config, dataset.image_shape, data.num_classes, torch.device("cpu"),
-                           member_seed(0, kind))
+                           member_seed(0, kind), fast)
     return member, dataset
 
 
@@ -106,17 +106,19 @@ def test_diffusion_refine_keeps_shape_and_follows_strength(tiny_config):
     assert (light - images).abs().mean() < (heavy - images).abs().mean()
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["torch-default", "fused"])  # fused: the CPU default
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
-def test_every_optimizer_trains(tiny_npz, optimizer):
+def test_every_optimizer_trains(tiny_npz, optimizer, fused):
+    from engine.accel import FastPaths
     from engine.config import RunConfig
     from tests.conftest import tiny_config_dict
 
     raw = tiny_config_dict(tiny_npz, ["vae"])
     raw["members"][0]["optim"] = {"name": optimizer, "lr": 0.01 if optimizer == "sgd" else 1e-3}
     config = RunConfig.from_dict(raw)
-    member, dataset = build(config, "vae")
+    member, dataset = build(config, "vae", fast=FastPaths(fused_optimizer=fused))
     kind = type(member.optimizers["vae"]).__name__.lower()
-    assert kind == optimizer
+    assert kind == optimizer and bool(member.optimizers["vae"].param_groups[0]["fused"]) == fused
     history = [h["loss"] for h in train(member, dataset, 30)]
     assert mean(history[-5:]) < mean(history[:3])
 
