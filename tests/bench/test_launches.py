@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from engine.accel import FastPaths
-from engine.bench.launches import OpCounter
+from engine.bench.launches import OpCounter, per_step
 from engine.bench.loops import bare_step, device_batches
 from engine.bench.speed import count_operations
 from engine.data.dataset import to_signed_float
 from engine.session import Session
+from engine.training.trainer import Trainer
 
 # The member's own step over the bare loop's, in operations: every member turns its uint8 batch into
 # floats (1); the VAE logs its two loss terms (2 means) and the judge its accuracy (4 operations).
@@ -44,3 +45,17 @@ def test_the_trainer_adds_under_one_operation_per_step(tiny_config, tmp_path, ki
     assert ops["member_step"] <= ops["bare_same_paths"] + MOST_OVER_BARE[kind], ops
     # the CPU trainer reads each loss as it comes (free on a CPU); on a GPU only at log points
     assert ops["chorus_host_reads"] == len(member.train_step(session.dataset.batch(2, member.generator)))
+
+
+def test_as_on_a_gpu_the_trainer_reads_nothing_from_the_device_between_log_points(tiny_config, tmp_path):
+    config = tiny_config(log_every=5, checkpoint_every=10**6)
+    session = Session.create(config, tmp_path, fast=FastPaths(fused_optimizer=True))
+    session.train(2)
+
+    def run(steps):
+        trainer = Trainer(session)
+        trainer.check_each_step = False  # what a trainer on a GPU does: losses are read at log points only
+        trainer.run(session.step + steps)
+
+    operations, host_reads = per_step(run, 10)
+    assert host_reads == 0 and operations > 100  # four members' steps, two log points, no reads
