@@ -55,8 +55,8 @@ def count(run: Callable[[], object]) -> OpCounter:
 def per_step(run: Callable[[int], object], steps: int) -> tuple[float, float]:
     """(operations, host reads) per step of ``run(n)``, which does n steps plus a fixed cost (the
     trainer's final flush and checkpoint): counted for ``steps`` and for ``2 · steps``, differenced."""
-    once, thrice = count(lambda: run(steps)), count(lambda: run(2 * steps))
-    return (thrice.total - once.total) / steps, (thrice.host_reads - once.host_reads) / steps
+    once, twice = count(lambda: run(steps)), count(lambda: run(2 * steps))
+    return (twice.total - once.total) / steps, (twice.host_reads - once.host_reads) / steps
 
 
 def loop_per_step(step: Callable[[], object], steps: int) -> tuple[float, float]:
@@ -65,4 +65,3 @@ def loop_per_step(step: Callable[[], object], steps: int) -> tuple[float, float]
     step()
     ops = count(lambda: [step() for _ in range(steps)])
     return ops.total / steps, ops.host_reads / steps
-
