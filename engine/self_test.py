@@ -26,7 +26,7 @@ SIZE = 16
 SAMPLES = 16
 EVAL_SAMPLES = 64
 FUSIONS = {"average": ("average", {}), "vote": ("vote", {"k": 2})}
-GRAPH_STEPS = 10  # the CUDA graph check: 3 warm-up steps, a capture, replays
+GRAPH_STEPS = 10  # the CUDA graph check: warm-up steps, a capture, replays
 CACHE_ENV = "CHORUS_CACHE_DIR"  # engine.metrics.features.cache_dir() reads it; not imported here, so
                                 # the environment step's time includes importing torch
 
@@ -208,7 +208,6 @@ class SelfTest:
         return (f"FD/KID/PRDC of {len(report.members)} members and {len(report.fusions)} fusions on "
                 f"{EVAL_SAMPLES} samples; best member {best} FD {row.fd:.1f}")
 
-
     def cuda_graphs(self) -> str:
         """On a CUDA GPU: whole training steps captured and replayed (the packaged app's only graphs:
         it carries no compiler) train as eager steps do."""
@@ -218,6 +217,7 @@ class SelfTest:
         from engine.config import RunConfig
         from engine.session import Session
         from engine.training.events import MemberFailed, StepLogged
+        from engine.training.step_graph import WARMUP_STEPS
 
         device = self.session.device
         if device.type != "cuda":
@@ -238,8 +238,9 @@ class SelfTest:
             for key, value in eager.items():
                 _require(math.isclose(replayed[key], value, rel_tol=1e-2, abs_tol=1e-3),
                          f"{member} step {step}: {key} {replayed[key]:.5g} replayed, {value:.5g} eager")
-        return (f"dcgan, vae: {GRAPH_STEPS} steps (3 eager, then one captured step replayed) with the "
-                "losses of eager steps")
+        return (f"dcgan, vae: {GRAPH_STEPS} steps ({WARMUP_STEPS} eager, then one captured step replayed) "
+                "with the losses of eager steps")
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:

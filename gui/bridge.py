@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.config import OPTIMIZERS, Param  # noqa: F401 - re-exported for the pages
+from engine.config import COMPILE_MODES, OPTIMIZERS, PRECISIONS, Param  # noqa: F401 - re-exported for the pages
 from engine.errors import UserError
 from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
 from engine.training.child import TrainJob
@@ -38,7 +38,8 @@ GALLERY_N = 16
 PREVIEW_SEED = 20241126      # the trainer's fixed preview seed (engine/training/trainer.py)
 PREVIEW_COUNT = 16
 
-__all__ = ["UserError", "Param", "OPTIMIZERS", "EngineBridge", "member_specs", "fusion_specs"]
+__all__ = ["UserError", "Param", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "EngineBridge", "member_specs",
+           "fusion_specs"]
 
 
 # ---------------------------------------------------------------------------------------------

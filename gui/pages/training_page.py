@@ -11,12 +11,11 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
+from gui.bridge import COMPILE_MODES, PRECISIONS
 from gui.widgets.image_grid import ImageGrid
 from gui.widgets.loss_plot import LossPlot
 
 RATE_WINDOW = 20  # step reports used for the images/s and ETA estimates
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")        # engine.config validates them again
-COMPILE_MODES = ("auto", "off", "on", "graphs", "step-graph")
 
 
 def clock(seconds: float | None) -> str:
