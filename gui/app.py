@@ -19,7 +19,24 @@ def make_app(argv: list[str] | None = None):
     app.setWindowIcon(QIcon(str(resource_path("icons", "chorus.png"))))
     app.setDesktopFileName("chorus")  # Wayland/X11 match the window to chorus.desktop and its icon
     THEME.follow_system(app)
+    collect_garbage_on_the_gui_thread()
     return app
+
+
+_collector = None
+
+
+def collect_garbage_on_the_gui_thread():
+    """Python collects reference cycles on whichever thread happens to allocate: on the engine's job
+    thread that may free Qt objects there, which crashes Qt (a segfault seen in the GUI tests). So
+    automatic collection is off and a timer on this (the GUI) thread collects instead, with the same
+    thresholds (pyqtgraph's GarbageCollector). Returns it; once per process."""
+    global _collector
+    if _collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _collector = GarbageCollector(interval=1.0)
+    return _collector
 
 
 def install_error_hook(window) -> None:

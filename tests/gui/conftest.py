@@ -2,6 +2,7 @@
 child process may outlive a test."""
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import time
 import weakref
@@ -25,6 +26,19 @@ def isolated_studio(tmp_path: Path, monkeypatch, qapp):
 
     monkeypatch.setattr(MainWindow, "ask_stop_training", lambda self: True)
     yield tmp_path
+
+
+@pytest.fixture(autouse=True)
+def garbage_collected_on_the_gui_thread(qapp):
+    """As in the app (gui/app.py): no cyclic collection on the engine's job thread, where freeing a Qt
+    object crashes; the GUI thread collects. Automatic collection is back for the tests after."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=0.5)
+    yield
+    collector.timer.stop()
+    gc.collect()
+    gc.enable()
 
 
 @pytest.fixture(autouse=True)

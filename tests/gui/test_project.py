@@ -159,3 +159,35 @@ def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path
     assert (train.precision, train.compile) == ("bf16", "step-graph")
     assert not window.training_page.precision.isEnabled()  # an existing run keeps them
     window.close()
+
+
+def test_reference_cycles_are_freed_on_the_gui_thread_not_the_engine_thread(qtbot):
+    import gc
+    import threading
+    import weakref
+
+    from gui.app import collect_garbage_on_the_gui_thread
+
+    collector = collect_garbage_on_the_gui_thread()
+    assert collect_garbage_on_the_gui_thread() is collector and collector.timer.isActive() and not gc.isenabled()
+
+    class Node:
+        pass
+
+    freed_on: list[str] = []
+    node = Node()
+    node.self = node  # a cycle: only the cyclic collector frees it
+    weakref.finalize(node, lambda: freed_on.append(threading.current_thread().name))
+    del node
+
+    kept: list = []
+
+    def allocate():  # what a job on the engine thread does: allocations past the collector's threshold
+        kept.extend([] for _ in range(10 * gc.get_threshold()[0]))
+
+    worker = threading.Thread(target=allocate, name="engine-job")
+    worker.start()
+    worker.join()
+    assert freed_on == []  # the job thread collected nothing
+    qtbot.waitUntil(lambda: freed_on == [threading.main_thread().name], timeout=5000)
+    collector.timer.stop()
