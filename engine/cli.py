@@ -44,7 +44,8 @@ def build_parser() -> Parser:
     train.add_argument("--log-every", type=_int)
     train.add_argument("--preview-every", type=_int)
     train.add_argument("--precision", choices=list(PRECISIONS),
-                       help="autocast on CUDA (auto: what bench speed measured faster for each member)")
+                       help="autocast for the forward passes (auto: what bench speed measured faster for each "
+                            "member and device: bf16 on a CPU with native bf16, else fp32)")
     train.add_argument("--compile", choices=list(COMPILE_MODES),
                        help="torch.compile the training networks (graphs: with CUDA graphs); step-graph: "
                             "no compiling, each member's whole step replayed as one CUDA graph")

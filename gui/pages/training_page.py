@@ -87,8 +87,8 @@ class TrainingPage(QWidget):
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
         self.precision = QComboBox()
         self.precision.addItems(PRECISIONS)
-        self.precision.setToolTip("autocast on a CUDA GPU; auto: what bench speed measured fastest for each member "
-                                  "(fp32 at these sizes)")
+        self.precision.setToolTip("autocast for the forward passes; auto: what bench speed measured fastest for "
+                                  "each member (bf16 on a CPU that computes in bf16 natively, else fp32)")
         self.compile = QComboBox()
         self.compile.addItems(COMPILE_MODES)
         self.compile.setToolTip("torch.compile on a CUDA GPU; auto: CUDA graphs once a run is long enough to "
@@ -113,7 +113,7 @@ class TrainingPage(QWidget):
         form.addRow("steps per member", self.steps)
         form.addRow("seed", self.seed)
         form.addRow("device", self.device)
-        form.addRow("GPU precision", self.precision)
+        form.addRow("precision", self.precision)
         form.addRow("GPU compile", self.compile)
         form.addRow("preview every", self.preview_every)
         form.addRow("checkpoint every", self.checkpoint_every)

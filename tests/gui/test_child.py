@@ -5,15 +5,15 @@ import queue
 import threading
 
 import pytest
+import torch
 
+from engine.accel import resolve
 from tests.conftest import tiny_config_dict
 
 
 @pytest.fixture(autouse=True)
 def child_environment_restored(monkeypatch):
     """run_child sets its process's OpenMP policy and torch threads; here it runs in ours: undo it."""
-    import torch
-
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     threads = torch.get_num_threads()
     yield
@@ -35,7 +35,8 @@ def test_child_sends_started_events_finished_and_done_last(tiny_npz, tmp_path):
     job = TrainJob(steps=4, config=tiny_config_dict(tiny_npz, ("vae",)), out=str(tmp_path / "run"), threads=1)
     run_child(job, q, threading.Event(), threading.Event(), threading.Event())
     items = drain(q)
-    assert items[0] == ChildStarted(str(tmp_path / "run"), 0, 4, ("vae: fp32, channels_last, fused optimizer on cpu",))
+    how = resolve(torch.device("cpu"), "vae").describe()  # this CPU's auto paths (bf16 where it is native)
+    assert items[0] == ChildStarted(str(tmp_path / "run"), 0, 4, (f"vae: {how} on cpu",))
     assert [e.step for e in items if isinstance(e, StepLogged)] == [1, 2, 3, 4]
     assert [e.step for e in items if isinstance(e, CheckpointSaved)] == [4]
     assert items[-2] == Finished(4, "done") and isinstance(items[-1], ChildDone)

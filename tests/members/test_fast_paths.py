@@ -6,15 +6,21 @@ import math
 import pytest
 import torch
 
-from engine.accel import FastPaths, resolve
+import engine.accel as accel
+from engine.accel import FastPaths, bf16_is_native, resolve
 from engine.session import Session
 from engine.training.events import MemberFailed, StepLogged
 from engine.training.trainer import COMPILE_OFF
 
 
-def test_auto_is_fp32_channels_last_fused_on_the_cpu_and_explicit_settings_win():
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_on_the_cpu_is_channels_last_fused_and_bf16_only_where_native_and_explicit_settings_win(
+        monkeypatch, native):
     cpu = torch.device("cpu")
-    assert resolve(cpu, "dcgan") == FastPaths(channels_last=True, fused_optimizer=True)  # measured faster here
+    monkeypatch.setattr(accel, "bf16_is_native", lambda device: native)
+    amp = torch.bfloat16 if native else None  # emulated bf16 made every member 2-16x slower
+    assert resolve(cpu, "dcgan") == FastPaths(amp, channels_last=True, fused_optimizer=True)  # measured faster
+    assert resolve(cpu, "dcgan", precision="fp32").amp_dtype is None
     assert resolve(torch.device("mps"), "dcgan") == FastPaths()  # not measured there: nothing
     assert resolve(cpu, "vae", precision="bf16").amp_dtype == torch.bfloat16
     fp16 = resolve(cpu, "vae", precision="fp16")
@@ -23,9 +29,20 @@ def test_auto_is_fp32_channels_last_fused_on_the_cpu_and_explicit_settings_win()
     assert "bf16 autocast" in resolve(cpu, "vae", precision="bf16").describe()
 
 
-def test_auto_on_cuda_follows_the_h100_measurements(monkeypatch):
-    import engine.accel as accel
+@pytest.mark.parametrize("probes, native", [({}, False), ({"_is_avx512_bf16_supported": False}, False),
+                                             ({"_is_avx512_bf16_supported": True}, True),
+                                             ({"_is_avx512_bf16_supported": False, "_is_amx_tile_supported": True},
+                                              True)])
+def test_bf16_is_native_on_cpus_with_avx512_bf16_or_amx(monkeypatch, probes, native):
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)  # a torch without the probe: not native
+    for name, answer in probes.items():
+        monkeypatch.setattr(torch.cpu, name, lambda answer=answer: answer, raising=False)
+    assert bf16_is_native(torch.device("cpu")) is native
+    assert not bf16_is_native(torch.device("mps"))
 
+
+def test_auto_on_cuda_follows_the_h100_measurements(monkeypatch):
     monkeypatch.setattr(accel, "compile_available", lambda device: "")  # as on a machine with Triton
     gpu = torch.device("cuda")
     short = resolve(gpu, "diffusion", steps=1500)
