@@ -235,10 +235,14 @@ class TrainingPage(QWidget):
 
     def set_notes(self, text: str) -> None:
         """How each member trains (one line each, from the trainer: "dcgan: fp32, … on cpu"), or "" to
-        clear. The device the lines share goes into the heading, so each line fits the side panel."""
+        clear. The device the lines share goes into the heading, and paths every member shares are
+        said once, so the lines fit the side panel."""
         lines = text.splitlines()
         suffix = " on " + lines[0].rpartition(" on ")[2] if lines and " on " in lines[0] else ""
         lines = [line.removesuffix(suffix) for line in lines] if suffix else lines
+        paths = {line.partition(": ")[2] for line in lines}
+        if len(lines) > 1 and len(paths) == 1 and all(": " in line for line in lines):
+            lines = [f"every member: {paths.pop()}"]
         self.paths_label.setText(f"How the members train{suffix}:\n" + "\n".join(lines) if lines else "")
 
     def set_started(self, run: str, step: int, total: int) -> None:

@@ -124,7 +124,7 @@ def test_plots_follow_the_light_or_dark_scheme(qtbot, dark):
         THEME.sig_changed.emit()
 
 
-def test_how_the_members_train_names_the_shared_device_once(qtbot):
+def test_how_the_members_train_names_the_shared_device_and_shared_paths_once(qtbot):
     from gui.pages.training_page import TrainingPage
 
     page = TrainingPage()
@@ -134,5 +134,7 @@ def test_how_the_members_train_names_the_shared_device_once(qtbot):
     assert page.paths_label.text() == ("How the members train on cuda:1:\ndcgan: fp32, fused optimizer\n"
                                        "vae: fp32, whole step as one CUDA graph\n"
                                        "vae: step graph off since step 4, eager steps")
+    page.set_notes("dcgan: bf16 autocast, channels_last on cpu\nvae: bf16 autocast, channels_last on cpu")
+    assert page.paths_label.text() == "How the members train on cpu:\nevery member: bf16 autocast, channels_last"
     page.set_notes("")
     assert page.paths_label.text() == ""
