@@ -156,8 +156,8 @@ def count_operations(session: Session, bare: Callable[[], None], steps: int = 10
     Chorus trainer, of the member's own step (batch and ``train_step``) and of the bare loop."""
     member = next(iter(session.members.values()))
     chorus, host_reads = per_step(lambda n: session.train(session.step + n), steps)
-    own, _ = loop_per_step(lambda: member.train_step(
-        session.dataset.batch(member.config.batch_size, member.generator, member.fast.channels_last)), steps)
+    own, _ = loop_per_step(lambda: member.train_step(member.draw_batch(session.dataset, member.config.batch_size)),
+                           steps)
     bare_ops, _ = loop_per_step(bare, steps)
     return {"chorus": chorus, "member_step": own, "trainer_adds": chorus - own, "bare_same_paths": bare_ops,
             "chorus_host_reads": host_reads}

@@ -16,7 +16,7 @@ from torch import nn
 
 from engine.accel import FastPaths
 from engine.config import DataConfig, MemberConfig, OptimConfig, Param
-from engine.data.dataset import Batch
+from engine.data.dataset import Batch, DeviceDataset
 from engine.errors import UserError
 
 
@@ -104,6 +104,10 @@ class Member(ABC):
             else:
                 module._compiled_call_impl = None  # what nn.Module.compile set; no public undo exists
         self.fast = dataclasses.replace(self.fast, compile=on)
+
+    def draw_batch(self, dataset: DeviceDataset, size: int) -> Batch:
+        """A training batch of ``size`` from ``dataset``, drawn with this member's generator, in its layout."""
+        return dataset.batch(size, self.generator, self.fast.channels_last)
 
     # -- the parts of a training step the fast paths change ---------------------------------------
     def autocast(self):

@@ -100,7 +100,7 @@ class StepGraph:
 
     def _eager_step(self) -> dict[str, torch.Tensor]:
         member = self.member
-        return member.train_step(self.dataset.batch(self._batch_size, member.generator, member.fast.channels_last))
+        return member.train_step(member.draw_batch(self.dataset, self._batch_size))
 
     def _capture(self) -> None:
         member = self.member

@@ -112,7 +112,7 @@ class Trainer:
                 if graph is not None:
                     losses = graph.step(images)
                     break
-                batch = self.session.dataset.batch(images, member.generator, member.fast.channels_last)
+                batch = member.draw_batch(self.session.dataset, images)
                 if member.fast.compile and member.fast.compile_mode == GRAPHS:
                     torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused
                 losses = member.train_step(batch)
