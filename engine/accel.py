@@ -15,7 +15,7 @@ is on by default for a member only where it made that member faster, compiling o
 is long enough to win back its warm-up.
 On the CPU channels_last and fused Adam are on by default (oneDNN's convolutions are faster in NHWC;
 the fused optimizer step is 2.4–3.9× faster than torch's CPU loop, about 1 % of a step), and bf16
-autocast where the CPU computes in bf16 natively (AVX512-BF16 or AMX: 1.07–1.47× faster steps); where
+autocast where the CPU computes in bf16 natively (AVX512-BF16 or AMX: 1.37–1.56× faster steps); where
 it does not, bf16 is emulated and 2–16× slower, so it stays off. Compiling needs a C++ toolchain and
 minutes of warm-up.
 """
@@ -43,7 +43,7 @@ AUTO_CUDA = {
 }
 # On the CPU (docs/performance.md, CPU ablation) channels_last made each member's step faster, the
 # fused optimizer's step was faster than torch's default CPU loop for every member, and bf16 autocast
-# made every member 1.07–1.47× faster on a CPU with native bf16 (``bf16_is_native``; elsewhere fp32).
+# made every member 1.37–1.56× faster on a CPU with native bf16 (``bf16_is_native``; elsewhere fp32).
 AUTO_CPU = {kind: {"amp": True, "graphs_from": None, "channels_last": True, "fused": True}
             for kind in ("dcgan", "vae", "diffusion", "judge")}
 NO_AUTO = {"amp": False, "graphs_from": None, "channels_last": False, "fused": False}  # MPS, or not measured
