@@ -44,7 +44,7 @@ def test_the_trainer_adds_under_one_operation_per_step(tiny_config, tmp_path, ki
     assert ops["member_step"] == int(ops["member_step"]) > 20, ops  # the same operations every step
     assert ops["member_step"] <= ops["bare_same_paths"] + MOST_OVER_BARE[kind], ops
     # the CPU trainer reads each loss as it comes (free on a CPU); on a GPU only at log points
-    assert ops["chorus_host_reads"] == len(member.train_step(session.dataset.batch(2, member.generator)))
+    assert ops["chorus_host_reads"] == len(member.train_step(member.draw_batch(session.dataset, 2)))
 
 
 def test_as_on_a_gpu_the_trainer_reads_nothing_from_the_device_between_log_points(tiny_config, tmp_path):

@@ -108,7 +108,7 @@ def test_a_new_batch_size_or_restored_state_is_captured_again(tiny_npz, tmp_path
     graph = StepGraph(member, graphed.dataset, CpuGraphRecorder())
 
     def both(batch_size: int) -> None:
-        expected = reference.train_step(eager.dataset.batch(batch_size, reference.generator))
+        expected = reference.train_step(reference.draw_batch(eager.dataset, batch_size))
         got = graph.step(batch_size)
         assert {k: v.item() for k, v in got.items()} == {k: v.item() for k, v in expected.items()}
 
