@@ -4,6 +4,7 @@ sampling images/s per member and fusion, and peak memory. Prints a table and wri
 from __future__ import annotations
 
 import json
+import math
 import resource
 import statistics
 import sys
@@ -17,7 +18,7 @@ import torch
 from engine.accel import GRAPHS, FastPaths
 from engine.bench.launches import loop_per_step, per_step
 from engine.bench.loops import bare_step, dataloader_batches, device_batches
-from engine.config import RunConfig
+from engine.config import RunConfig, TrainConfig
 from engine.data.dataset import to_signed_float
 from engine.device import choose_device
 from engine.errors import UserError
@@ -101,8 +102,19 @@ class Timed:
             self.warmup_s += time.perf_counter() - started
 
 
+def repeat_steps(seconds_for: Callable[[int], float], steps: int, min_seconds: float, most: int) -> int:
+    """Steps per repeat: at least ``steps``, and enough for ``min_seconds`` (timed once with
+    ``seconds_for``) so that each ``Session.train`` call's fixed costs (log file, first rollback copy,
+    final checkpoint) weigh no more than in a real run, but at most ``most`` steps (the checkpoint
+    interval: a repeat never has less than a real run's checkpoint share)."""
+    if min_seconds <= 0 or steps >= most:
+        return steps
+    seconds = seconds_for(steps)
+    return max(steps, min(most, math.ceil(steps * min_seconds / max(seconds, 1e-9))))
+
+
 def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str, folder: Path,
-                   ablation: bool = False) -> dict:
+                   ablation: bool = False, min_repeat_s: float = 0.0) -> dict:
     config = config_for([kind], steps, device)
     session = Session.create(config, folder / kind)  # the run's own (auto) fast paths
     member = session.members[kind]
@@ -134,6 +146,9 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
     entries = list({id(entry): entry for entry in timed.values()}.values())
     for entry in entries:
         entry(warmup, record=False)
+    torch.backends.cudnn.benchmark = timed["chorus"].benchmark  # timed apart: not a warm-up to report
+    steps = repeat_steps(lambda n: n * batch / timed["chorus"].run(n), steps, min_repeat_s,
+                         TrainConfig.from_dict({}).checkpoint_every)
     for _ in range(repeats):  # interleaved, so drift of the machine hits every variant alike
         for entry in entries:
             entry(steps)
@@ -142,7 +157,7 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
     same = medians.get("bare_same_paths", medians["bare"])
     # counted on the CPU only: there autograd's backward pass runs on this thread, where the count is
     ops = count_operations(session, lambda: fast_step(*next(bare_data))) if session.device.type == "cpu" else None
-    return {"batch": batch, "fast_paths": member.fast.describe(), "ops_per_step": ops,
+    return {"batch": batch, "steps_per_repeat": steps, "fast_paths": member.fast.describe(), "ops_per_step": ops,
             **{f"{k}_images_per_s": v for k, v in medians.items()},
             "chorus_vs_bare": medians["chorus"] / medians["bare"],
             "chorus_vs_bare_same_paths": medians["chorus"] / same,
@@ -190,8 +205,10 @@ def main(args) -> int:
     cuda = device.type == "cuda"
     ablation = bool(getattr(args, "ablation", False))
     # On a GPU a repeat is 250 steps, the default checkpoint interval, so the trainer's one
-    # checkpoint per repeat weighs what it weighs in a real run; a CPU step is slow enough for 40.
+    # checkpoint per repeat weighs what it weighs in a real run. On a CPU at least 40 steps and at
+    # least a second (the judge's 40 steps take 0.3 s), at most those 250 (repeat_steps).
     steps, warmup, repeats = (5, 2, 2) if quick else ((250, 10, 3) if cuda else (40, 5, 3))
+    min_repeat_s = 0.0 if quick else 1.0
     if getattr(args, "repeats", None) is not None:
         if args.repeats < 1:
             raise UserError(f"--repeats must be at least 1, got {args.repeats}")
@@ -203,7 +220,7 @@ def main(args) -> int:
         for kind in KINDS:
             print(f"  timing {kind}…", file=sys.stderr)
             members[kind] = measure_member(kind, steps, warmup, repeats, str(device), Path(tmp),
-                                           ablation=ablation)
+                                           ablation=ablation, min_repeat_s=min_repeat_s)
             print(f"  {kind}: " + ", ".join(f"{k} {v:.0f}" for k, v in members[kind].items()
                                             if k.endswith("_images_per_s")), file=sys.stderr)
         sampling = measure_sampling(str(device), Path(tmp), 64, repeats)
@@ -233,13 +250,21 @@ def main(args) -> int:
                                                    if peak["cuda_max_allocated_mib"] is not None else ""))
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     print(f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"steps {steps} × {repeats} repeats (medians){' — quick' if quick else ''}")
+          f"steps per repeat {steps_per_repeat(members)} × {repeats} repeats (medians){' — quick' if quick else ''}")
     out = Path(args.out or "bench-speed.json")
     out.write_text(json.dumps({"device": str(device), "device_name": name, "torch": torch.__version__,
-                               "quick": quick, "steps": steps, "repeats": repeats, "members": members,
+                               "quick": quick, "repeats": repeats, "members": members,
                                "sampling": sampling, "peak": peak}, indent=1), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def steps_per_repeat(members: dict[str, dict]) -> str:
+    """"40" when every member ran the same steps per repeat, else "dcgan 40, …, judge 150"."""
+    counts = {kind: m["steps_per_repeat"] for kind, m in members.items()}
+    if len(set(counts.values())) == 1:
+        return str(next(iter(counts.values())))
+    return ", ".join(f"{kind} {n}" for kind, n in counts.items())
 
 
 def ablation_table(members: dict[str, dict], versus: str = "") -> str:
