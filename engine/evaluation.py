@@ -125,11 +125,21 @@ class Evaluator:
         picks = np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
         return self.cache.of_uint8(f"{self.data.fingerprint}-fit{FIT_HOLDOUT}", self.data.images[picks], self.device)
 
+    def prdc_reference(self, n: int) -> np.ndarray:
+        """As many reference features as there are samples (a fixed, seeded draw, the same for every
+        row): PRDC's k-nearest-neighbour balls shrink as a set grows, so a reference larger than the
+        samples would make recall and coverage small whatever the generator (Naeem et al. 2020 use
+        equal sizes). FD and KID use the whole reference."""
+        if n >= len(self.reference):
+            return self.reference
+        picks = np.sort(np.random.default_rng(3).permutation(len(self.reference))[:n])
+        return self.reference[picks]
+
     def row(self, images: torch.Tensor, samples_per_s: float, floor: float) -> MetricRow:
         fake = np.concatenate([self.extract(part) for part in images.split(1000)])
         fd = frechet_distance(fake, self.reference)
         kid = kernel_inception_distance(self.reference, fake, subsets=100, subset_size=min(1000, len(fake)))
-        scores = prdc(self.reference, fake, k=5)
+        scores = prdc(self.prdc_reference(len(fake)), fake, k=5)
         return MetricRow(fd=fd, kid=kid.mean, kid_std=kid.std, precision=scores["precision"],
                          recall=scores["recall"], density=scores["density"], coverage=scores["coverage"],
                          fd_ratio=fd / floor if floor > 0 else float("inf"),

@@ -82,3 +82,19 @@ def test_cached_reference_features_belong_to_the_judge_that_made_them(tiny_confi
     again = Evaluator(data, config.data, cpu, judge_recipe=JudgeRecipe(steps=5, batch_size=16)).reference
     assert not np.allclose(short, longer)
     assert np.array_equal(short, again)
+
+
+def test_prdc_compares_as_many_reference_images_as_samples(run_path):
+    import numpy as np
+
+    from engine.evaluation import Evaluator
+
+    session = Session.open(run_path)
+    evaluator = Evaluator(session.data, session.config.data, session.device, judge_recipe=JudgeRecipe(steps=30))
+    reference = evaluator.reference
+    n = len(reference) // 3
+    picked = evaluator.prdc_reference(n)
+    assert picked.shape == (n, reference.shape[1])
+    assert np.array_equal(picked, evaluator.prdc_reference(n))  # the same draw for every row
+    assert all((reference == row).all(axis=1).any() for row in picked)  # rows of the reference
+    assert evaluator.prdc_reference(len(reference) + 5) is reference  # more samples than reference: all of it
