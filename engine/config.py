@@ -65,6 +65,8 @@ class DataConfig:
         _reject_unknown("[data]", raw, {f.name for f in dataclasses.fields(cls)})
         source = str(raw.get("source", cls.source)).strip()
         _check(bool(source), "data source is empty: give 'fashion-mnist', an image folder or an .npz file")
+        if source != "fashion-mnist":  # run.json keeps it absolute: resume works from any directory
+            source = str(Path(source).expanduser().absolute())
         size = _number("data size", raw.get("size", cls.size), int, 8, 256)
         channels = _number("data channels", raw.get("channels", cls.channels), int)
         _check(channels in (1, 3), f"data channels must be 1 (grey) or 3 (RGB), got {channels}")
@@ -186,6 +188,14 @@ class RunConfig:
         _check(len(set(names)) == len(names), f"each member may appear once, got {', '.join(names)}")
         return cls(data=data, members=members, train=train)
 
+    def require_a_generator(self) -> None:
+        """A run that an artist starts needs a member that makes images (the benchmarks and tests
+        may train a judge alone)."""
+        from engine.members.registry import member_class
+
+        _check(any(member_class(m.kind).can_sample for m in self.members),
+               "a run needs a member that makes images (dcgan, vae or diffusion): the judge only scores them")
+
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:
     _check(isinstance(value, Mapping), f"{where} must be a table of settings, got {value!r}")
@@ -215,13 +225,19 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            raw = tomllib.load(handle)
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    data = raw.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    if isinstance(source, str) and source.strip() and source.strip() != "fashion-mnist":
+        # a relative folder in a config file means next to the file, wherever the command runs
+        data["source"] = str(path.parent / Path(source.strip()).expanduser())
+    return raw
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,7 @@ class Param:
     choices: tuple[Any, ...] | None = None
     help: str = ""
     per_member: bool = False  # a {member: number} table, e.g. fusion weights
+    scorers: bool = False  # per_member over the members that score images (vote), not those that sample
 
     def validate(self, value: Any, where: str) -> Any:
         label = f"{where} {self.name}"

@@ -53,6 +53,7 @@ class MemberSpec:
     optim: dict[str, Any]
     batch_size: int
     can_sample: bool
+    can_score: bool
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def member_specs() -> dict[str, MemberSpec]:
         specs[kind] = MemberSpec(kind, cls.title, tuple(cls.params),
                                  {"name": optim.name, "lr": optim.lr, "betas": list(optim.betas),
                                   "momentum": optim.momentum, "weight_decay": optim.weight_decay},
-                                 cls.default_batch_size, cls.can_sample)
+                                 cls.default_batch_size, cls.can_sample, cls.can_score)
     return specs
 
 
@@ -97,9 +98,12 @@ def validate_member(raw: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]
 
 
 def validate_run(raw: dict[str, Any]) -> dict[str, Any]:
+    """A new run's settings, normalised, or UserError (a judge alone is refused: nothing to see)."""
     from engine.config import RunConfig
 
-    return RunConfig.from_dict(raw).to_dict()
+    config = RunConfig.from_dict(raw)
+    config.require_a_generator()
+    return config.to_dict()
 
 
 def validate_fusion(name: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         self.training_page.run_label.setText(f"Run folder: {snapshot.path}")
         self.training_page.set_state("idle", f"Opened at step {snapshot.step:,}" if snapshot.checkpoint
                                      else "Opened (no checkpoint yet)")
-        self.gallery_page.set_run(snapshot.path if self.has_checkpoint else None, self._sampling_members(config))
+        self.gallery_page.set_run(snapshot.path if self.has_checkpoint else None, *self._gallery_members(config))
         self.metrics_page.set_run(snapshot.path if self.has_checkpoint else None, snapshot.evals)
         self._remember(snapshot.path)
         self._update_title()
@@ -265,8 +265,10 @@ class MainWindow(QMainWindow):
         self._save_only = True
         self.start_training(steps=0)
 
-    def _sampling_members(self, config: dict[str, Any]) -> list[str]:
-        return [m["kind"] for m in config["members"] if self.specs[m["kind"]].can_sample]
+    def _gallery_members(self, config: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The run's members that sample images, and those that score them (vote)."""
+        kinds = [m["kind"] for m in config["members"]]
+        return [k for k in kinds if self.specs[k].can_sample], [k for k in kinds if self.specs[k].can_score]
 
     def _setup_training_rows(self, config: dict[str, Any]) -> None:
         members = [(m["kind"], self.specs[m["kind"]].title, self.specs[m["kind"]].can_sample)
@@ -335,7 +337,7 @@ class MainWindow(QMainWindow):
             self.run_config = None
             self._lock(True)
             self._remember(run)
-            self.gallery_page.set_run(None, self._sampling_members({"members": self.members_page.raw()}))
+            self.gallery_page.set_run(None, *self._gallery_members({"members": self.members_page.raw()}))
             self.metrics_page.set_run(None)
         else:
             for row in self.training_page.rows.values():  # drop points past the checkpoint resumed from
@@ -351,7 +353,8 @@ class MainWindow(QMainWindow):
         first = not self.has_checkpoint
         self.has_checkpoint = True
         if first and self.run_path is not None:
-            self.gallery_page.set_run(self.run_path, self.gallery_page.sampling_members)
+            self.gallery_page.set_run(self.run_path, self.gallery_page.sampling_members,
+                                      self.gallery_page.scoring_members)
             self.metrics_page.set_run(self.run_path, self.metrics_page.history)
         if self.tabs.currentWidget() is self.gallery_page:
             self.gallery_page.schedule()

@@ -34,7 +34,7 @@ class Vote(Fusion):
     params = (
         Param("k", 4, 1, 32, help="pool size as a multiple of the images asked for; keep the best 1/k"),
         Param("quotas", False, help="keep each member's share of the output equal to its share of the pool"),
-        Param("voters", None, 0.0, 100.0, per_member=True,
+        Param("voters", None, 0.0, 100.0, per_member=True, scorers=True,
               help="weight of each member's vote (members without a realism score cannot vote)"),
     )
 
@@ -60,12 +60,17 @@ class Vote(Fusion):
                   voters: Mapping[str, float] | None) -> torch.Tensor:
         """Weighted mean of each voter's percentile rank of every pool image."""
         total, weight_sum = torch.zeros(len(images), dtype=torch.float64), 0.0
+        unknown = sorted(set(voters or {}) - set(members))
+        if unknown:  # a misspelt voter would silently not vote
+            raise UserError(f"voter {unknown[0]!r} is not a member of this run ({', '.join(members)})")
         for name, member in members.items():
             weight = 1.0 if voters is None else float(voters.get(name, 0.0))
             if weight <= 0:
                 continue
             scores = member.score(images)
             if scores is None:
+                if voters is not None:  # asked by name to vote
+                    raise UserError(f"{name} cannot vote: it has no realism score (dcgan, vae and judge have one)")
                 continue
             total += weight * percentile_ranks(scores)
             weight_sum += weight

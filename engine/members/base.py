@@ -30,6 +30,7 @@ class Member(ABC):
     default_optim: ClassVar[OptimConfig] = OptimConfig()
     default_batch_size: ClassVar[int] = 64
     can_sample: ClassVar[bool] = True
+    can_score: ClassVar[bool] = False  # ``score`` gives a realism per image (it can vote)
 
     def __init__(self, config: MemberConfig, image_shape: tuple[int, int, int], num_classes: int,
                  device: torch.device, seed: int, fast: FastPaths | None = None):

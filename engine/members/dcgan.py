@@ -16,6 +16,7 @@ from engine.members.nets import Decoder, Encoder
 class DCGAN(Member):
     kind = "dcgan"
     title = "DCGAN"
+    can_score = True
     params = (
         Param("latent", 64, 2, 1024, help="size of the noise vector z"),
         Param("width", 32, 4, 512, help="channels of the finest layer (coarser layers double)"),

@@ -37,6 +37,7 @@ class Judge(Member):
     title = "Judge CNN"
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     can_sample = False
+    can_score = True
 
     @property
     def uses_labels(self) -> bool:

@@ -14,6 +14,7 @@ from engine.members.nets import Decoder, Encoder
 class VAE(Member):
     kind = "vae"
     title = "VAE"
+    can_score = True
     params = (
         Param("latent", 16, 2, 1024, help="size of the Gaussian latent"),
         Param("width", 32, 4, 512, help="channels of the finest layer"),

@@ -31,6 +31,7 @@ class GalleryPage(QWidget):
         self.specs = fusion_specs()
         self.run: str | None = None
         self.sampling_members: list[str] = []
+        self.scoring_members: list[str] = []  # who may vote
         self.result: GalleryResult | None = None
         self.requested: tuple | None = None
         self.selection: tuple[str, int] | None = None   # ("fused" | member name, index)
@@ -121,11 +122,14 @@ class GalleryPage(QWidget):
         self._update_buttons()
 
     # -- the run and the strategy -------------------------------------------------------------------
-    def set_run(self, run: str | None, sampling_members: list[str]) -> None:
+    def set_run(self, run: str | None, sampling_members: list[str], scoring_members: list[str] = ()) -> None:
         self.run = run
-        if sampling_members != self.sampling_members:
-            self.sampling_members = list(sampling_members)
+        new_grids = list(sampling_members) != self.sampling_members
+        new_form = new_grids or list(scoring_members) != self.scoring_members
+        self.sampling_members, self.scoring_members = list(sampling_members), list(scoring_members)
+        if new_grids:
             self._build_member_grids()
+        if new_form:
             self._build_form()
         self.result, self.selection = None, None
         self.fused.clear("The fused grid appears here.")
@@ -140,7 +144,7 @@ class GalleryPage(QWidget):
         self.member_titles.clear()
         for index, name in enumerate(self.sampling_members):
             title = QLabel(f"Member: {name}")
-            grid = ImageGrid("", selectable=True, top=True)
+            grid = ImageGrid("", selectable=True, top=True, square=True)
             grid.setMinimumSize(150, 150)
             grid.sig_hovered.connect(lambda i, n=name: self._describe(n, i))
             grid.sig_clicked.connect(lambda i, n=name: self._select(n, i))
@@ -153,6 +157,9 @@ class GalleryPage(QWidget):
             self._members_layout.addWidget(cell, row, col)
             self.member_grids[name] = grid
             self.member_titles[name] = cell
+        rows = -(-len(self.sampling_members) // (2 if len(self.sampling_members) > 2 else 1))
+        for row in range(rows + 1):  # the grids keep their size at the top; the space left goes below
+            self._members_layout.setRowStretch(row, 1 if row == rows else 0)
 
     def _strategy_changed(self, _index: int) -> None:
         self._build_form()
@@ -163,7 +170,8 @@ class GalleryPage(QWidget):
             self.form.setParent(None)
             self.form.deleteLater()
         spec = self.specs[self.strategy.currentData()]
-        self.form = ParamForm(spec.params, style="slider", members=self.sampling_members)
+        self.form = ParamForm(spec.params, style="slider", members=self.sampling_members,
+                              scorers=self.scoring_members)
         self.form.sig_changed.connect(self.schedule)
         self._controls_layout.addWidget(self.form)
         self._controls_box.setTitle(f"{spec.title}: parameters")

@@ -132,7 +132,7 @@ class ParamForm(QWidget):
     sig_changed = Signal()
 
     def __init__(self, params: tuple[Param, ...], style: str = "text", members: list[str] | None = None,
-                 values: dict[str, Any] | None = None, parent=None):
+                 values: dict[str, Any] | None = None, parent=None, scorers: list[str] | None = None):
         super().__init__(parent)
         self.params = {p.name: p for p in params}
         self.style = style
@@ -141,7 +141,7 @@ class ParamForm(QWidget):
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.layout_.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for param in params:
-            field = self._make(param, members or [])
+            field = self._make(param, (scorers if param.scorers else members) or [])
             field.setToolTip(param.help)
             self.fields[param.name] = field
             label = QLabel(_label(param))

@@ -78,7 +78,11 @@ def test_vote_keeps_the_committees_best_and_quotas_keep_shares(session):
 
 def test_vote_without_voters_is_refused(session):
     with pytest.raises(UserError, match="at least one voting member"):
+        fusion("vote").fuse(session.members, 4, torch.Generator(), k=2, voters={"dcgan": 0.0, "vae": 0.0})
+    with pytest.raises(UserError, match="diffusion cannot vote"):  # named, but has no realism score
         fusion("vote").fuse(session.members, 4, torch.Generator(), k=2, voters={"diffusion": 1.0})
+    with pytest.raises(UserError, match="voter 'dcgn' is not a member"):  # misspelt: not silently dropped
+        fusion("vote").fuse(session.members, 4, torch.Generator(), k=2, voters={"dcgn": 1.0, "vae": 1.0})
 
 
 def test_fitted_mixture_weights_lie_on_the_simplex_and_prefer_the_closer_member(session):

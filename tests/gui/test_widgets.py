@@ -63,15 +63,16 @@ def test_fusion_controls_come_from_each_strategys_declared_params(qtbot):
     from gui.bridge import fusion_specs, validate_fusion
     from gui.widgets.param_form import MemberWeights, ParamForm
 
-    members = ["dcgan", "vae", "diffusion"]
+    members, scorers = ["dcgan", "vae", "diffusion"], ["dcgan", "vae", "judge"]
     for name, spec in fusion_specs().items():
-        form = ParamForm(spec.params, style="slider", members=members)
+        form = ParamForm(spec.params, style="slider", members=members, scorers=scorers)
         qtbot.addWidget(form)
         assert set(form.fields) == {p.name for p in spec.params}
         for param in spec.params:
-            if param.per_member:
+            if param.per_member:  # vote's voters: those that score (the judge too, not diffusion)
                 field = form.fields[param.name]
-                assert isinstance(field, MemberWeights) and list(field.sliders) == members
+                assert isinstance(field, MemberWeights)
+                assert list(field.sliders) == (scorers if name == "vote" else members)
         validate_fusion(name, form.values())  # the defaults are valid as generated
 
 
