@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -67,11 +68,12 @@ def build_parser() -> Parser:
     which.add_argument("--member")
     which.add_argument("--fusion")
     sample.add_argument("--param", action="append", default=[], metavar="K=V", help="fusion parameter")
-    sample.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=64)
-    sample.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
+    sample.add_argument("--n", type=_int_in(1, MAX_SAMPLES), help="how many images (default 64)")
+    sample.add_argument("--seed", type=_int_in(0, MAX_SEED), help="default 0")
     sample.add_argument("--out", type=Path)
     sample.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
-    sample.add_argument("--from-png", type=Path, help="repeat the sampling recorded in an exported PNG")
+    sample.add_argument("--from-png", type=Path, help="repeat the sampling recorded in an exported PNG "
+                                                      "(--n and --seed change it; RUN: the run it was made from)")
 
     evaluate = sub.add_parser("evaluate", help="measure every member and fusion (FD, KID, PRDC)")
     evaluate.add_argument("run", type=Path)
@@ -135,6 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     raw = load_config_file(args.config) if args.config else {}
     config = RunConfig.from_dict(_overlay(raw, args))
+    config.require_a_generator()
     with _world(args, config.train.device) as (world, device):
         session = Session.create(config, args.out, device, world=world)
         _say(world, session.data.report, *session.notes)
@@ -147,7 +150,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with _world(args, args.device or "auto") as (world, device):
         session = Session.open(args.run, device, world=world)
         steps = args.steps if args.steps is not None else session.config.train.steps
-        _say(world, f"resuming {args.run} at step {session.step} → {steps}", *session.notes)
+        if steps <= session.step:
+            _say(world, f"run {args.run} is already at step {session.step} (asked for {steps}): nothing to "
+                        f"train; give --steps above {session.step} to go on")
+            return 0
+        start = f"at step {session.step}" if session.checkpoint else "from step 0 (it has no checkpoint)"
+        _say(world, f"resuming {args.run} {start} → {steps}", *session.notes)
         return _train(session, steps, args.quiet)
 
 
@@ -251,17 +259,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from engine.sampling import SampleRequest, sample_to_png
 
     if args.from_png is not None:
+        if args.member or args.fusion or args.param:
+            raise UserError("--from-png repeats the PNG's member or fusion and its parameters; "
+                            "leave out --member, --fusion and --param (--n and --seed may change)")
         request = SampleRequest.from_png(args.from_png, run=args.run)
+        changes = {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}
+        request = dataclasses.replace(request, **changes) if changes else request
     else:
         if args.run is None:
             raise UserError("sample needs a RUN folder (or --from-png FILE)")
         if not args.member and not args.fusion:
             raise UserError("sample needs --member NAME or --fusion NAME")
-        request = SampleRequest(run=args.run, member=args.member, fusion=args.fusion,
-                                params=_params(args.param), n=args.n, seed=args.seed)
+        if args.member and args.param:
+            raise UserError("--param sets a fusion's parameters; a member takes none (use --fusion NAME)")
+        request = SampleRequest(run=args.run, member=args.member, fusion=args.fusion, params=_params(args.param),
+                                n=64 if args.n is None else args.n, seed=args.seed or 0)
     out = args.out or (args.from_png.with_name(args.from_png.stem + "-again.png") if args.from_png else None)
     if out is None:
         raise UserError("sample needs --out FILE.png")
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must name a .png file (the PNG carries its parameters), got {out}")
     try:
         path = sample_to_png(request, out, args.device)
     except UserError as exc:

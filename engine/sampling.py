@@ -33,7 +33,7 @@ class SampleRequest:
             raise UserError(f"--seed must be a non-negative integer, got {self.seed}")
 
     def metadata(self, run_id: str, checkpoint: str, params: dict[str, Any]) -> dict[str, Any]:
-        return {"chorus": 1, "run": str(self.run), "run_id": run_id, "checkpoint": checkpoint,
+        return {"chorus": 1, "run": str(Path(self.run).absolute()), "run_id": run_id, "checkpoint": checkpoint,
                 "member": self.member, "fusion": self.fusion, "params": params, "n": self.n, "seed": self.seed}
 
     @classmethod
@@ -48,12 +48,23 @@ class SampleRequest:
                     raise ValueError(f"{key} {meta[key]!r} is not a name")
             if not isinstance(meta.get("n"), int) or not isinstance(meta.get("seed"), int):
                 raise ValueError(f"n {meta.get('n')!r} and seed {meta.get('seed')!r} must be integers")
-            return cls(run=Path(run or meta["run"]), member=meta.get("member"), fusion=meta.get("fusion"),
+            return cls(run=Path(run or _recorded_run(meta["run"], path)), member=meta.get("member"),
+                       fusion=meta.get("fusion"),
                        params=dict(meta.get("params") or {}), n=meta["n"], seed=meta["seed"],
                        checkpoint=checkpoint)
         except (KeyError, TypeError, ValueError, UserError) as exc:
             reason = str(exc) if isinstance(exc, (UserError, ValueError)) else repr(exc)
             raise UserError(f"the Chorus parameters in {path} are damaged: {reason}") from None
+
+
+def _recorded_run(recorded: str, png: Path) -> Path:
+    """The run a PNG names: absolute since it is recorded so; an older PNG's relative path is tried
+    from here, then from the PNG's own folder."""
+    run = Path(recorded)
+    if run.is_absolute() or run.is_dir():
+        return run
+    beside = Path(png).parent / run
+    return beside if beside.is_dir() else run
 
 
 def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[str, ...], dict[str, Any]]:
@@ -75,6 +86,8 @@ def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[
 def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu") -> Path:
     from engine.session import Session
 
+    if not Path(request.run).is_dir():
+        raise UserError(f"run folder not found: {request.run}")
     checkpoint = None
     if request.checkpoint:
         checkpoint = Path(request.run) / "checkpoints" / request.checkpoint

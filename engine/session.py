@@ -16,7 +16,7 @@ import torch
 from engine.accel import STEP_GRAPH, FastPaths, compile_available, resolve, step_graph_available
 from engine.config import RunConfig
 from engine.data.dataset import DeviceDataset
-from engine.data.sources import LoadedData, load_data
+from engine.data.sources import FASHION_MNIST, LoadedData, load_data
 from engine.device import choose_device
 from engine.errors import UserError
 from engine.members.base import Member
@@ -101,6 +101,10 @@ class Session:
         ``fast``: as for ``create``, instead of the fast paths the run's settings choose."""
         run = RunFolder.open(Path(path))
         torch_device = choose_device(device or run.config.train.device)
+        source = run.config.data.source
+        if with_data and source != FASHION_MNIST and not Path(source).exists():
+            raise UserError(f"run {path} was trained on {source}, which is not there any more "
+                            "(moved or renamed?); put it back there to go on with this run")
         data = load_data(run.config.data) if with_data else None
         if data is not None and run.fingerprint and data.fingerprint != run.fingerprint:
             raise UserError(f"the data {run.config.data.source!r} changed since run {path} was made "
@@ -202,9 +206,9 @@ def _check_batches(config: RunConfig, data: LoadedData) -> LoadedData:
     largest = max(m.batch_size for m in config.members)
     if len(data.images) >= largest:
         return data
-    note = (f" Note: fewer images ({len(data.images)}) than one batch ({largest}); batches are drawn "
+    note = (f"Note: fewer images ({len(data.images)}) than one batch ({largest}); batches are drawn "
             "with replacement, so images repeat within a batch.")
-    return dataclasses.replace(data, report=data.report.rstrip() + note)
+    return dataclasses.replace(data, report=data.report.rstrip() + "\n" + note)
 
 
 def _first_reason(exc: BaseException) -> str:

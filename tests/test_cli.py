@@ -79,6 +79,7 @@ def test_sampled_png_carries_parameters_and_reproduces(trained_run, tmp_path):
     (["train", "--out", "{tmp}/x", "--config", "{tmp}/nope.toml"], "config file not found"),
     (["resume", "{tmp}"], "not a Chorus run folder"),
     (["sample", "{tmp}/missing", "--member", "dcgan", "--out", "{tmp}/a.png"], "run folder not found"),
+    (["train", "--members", "judge", "--out", "{tmp}/x"], "needs a member that makes images"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_exits_2_with_one_line(args, needle, tmp_path, tiny_npz, capsys):
@@ -102,3 +103,43 @@ def test_real_entry_point_reports_bad_data_in_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_a_run_and_its_pngs_work_from_any_directory(tiny_npz, tmp_path, monkeypatch, capsys):
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "pictures.npz").write_bytes(tiny_npz.read_bytes())
+    monkeypatch.chdir(tmp_path / "art")  # relative paths, as a user types them
+    assert main(["train", "--data", "pictures.npz", "--size", "16", "--steps", "2", "--out", "run",
+                 "--members", "vae", "--config", str(write_config(tmp_path, ["vae"])), "--quiet"]) == 0
+    assert main(["sample", "run", "--member", "vae", "--n", "4", "--seed", "3", "--out", "a.png"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["resume", "art/run", "--steps", "4", "--quiet"]) == 0  # its data found from here too
+    meta = json.loads(Image.open(tmp_path / "art" / "a.png").text["chorus"])
+    assert meta["run"] == str(tmp_path / "art" / "run")
+    assert main(["sample", "--from-png", "art/a.png", "--out", "b.png"]) == 0
+    capsys.readouterr()
+    assert main(["resume", "art/run", "--steps", "3"]) == 0  # already past it: says so, trains nothing
+    assert "already at step 4" in capsys.readouterr().err
+    (tmp_path / "art" / "pictures.npz").rename(tmp_path / "moved.npz")
+    assert main(["resume", "art/run", "--steps", "6"]) == 2
+    assert "not there any more" in capsys.readouterr().err
+
+
+def test_from_png_takes_a_new_seed_and_count_and_refuses_other_choices(trained_run, tmp_path, capsys):
+    first = tmp_path / "first.png"
+    assert main(["sample", str(trained_run), "--member", "vae", "--n", "4", "--seed", "1", "--out", str(first)]) == 0
+    assert main(["sample", "--from-png", str(first), "--seed", "7", "--n", "9", "--out", str(tmp_path / "b.png")]) == 0
+    meta = json.loads(Image.open(tmp_path / "b.png").text["chorus"])
+    assert (meta["member"], meta["seed"], meta["n"]) == ("vae", 7, 9)
+    capsys.readouterr()
+    for args, needle in (
+        (["--from-png", str(first), "--member", "dcgan"], "leave out --member"),
+        ([str(trained_run), "--member", "dcgan", "--param", "k=3"], "a member takes none"),
+        ([str(trained_run), "--member", "dcgan", "--out", str(tmp_path / "x.jpg")], "must name a .png"),
+        ([str(trained_run), "--fusion", "vote", "--param", "voters=dcgn:1,vae:1"], "voter 'dcgn'"),
+        ([str(trained_run), "--fusion", "vote", "--param", "voters=diffusion:1,vae:1"], "diffusion cannot vote"),
+    ):
+        out = [] if "--out" in args else ["--out", str(tmp_path / "y.png")]
+        assert main(["sample", *args, *out]) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err

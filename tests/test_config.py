@@ -38,3 +38,23 @@ def test_config_round_trips_through_its_dict():
     first = config(members=[{"kind": "dcgan", "optim": {"name": "sgd", "lr": 0.01}, "params": {"width": 16}}])
     again = RunConfig.from_dict(first.to_dict())
     assert again == first and again.members[0].optim.name == "sgd" and again.members[0].params["width"] == 16
+
+
+def test_a_run_an_artist_starts_needs_a_member_that_makes_images():
+    alone = config(members=[{"kind": "judge"}])  # the library trains a judge alone (benchmarks, tests)…
+    with pytest.raises(UserError, match="needs a member that makes images"):
+        alone.require_a_generator()  # …the CLI and the window refuse it
+    config(members=[{"kind": "vae"}, {"kind": "judge"}]).require_a_generator()
+
+
+def test_a_data_folder_is_kept_absolute_and_a_config_files_is_beside_it(tmp_path, monkeypatch):
+    from engine.config import load_config_file
+
+    monkeypatch.chdir(tmp_path)
+    assert config(data={"source": "pictures"}).data.source == str(tmp_path / "pictures")
+    assert config().data.source == "fashion-mnist"
+    (tmp_path / "configs").mkdir()
+    file = tmp_path / "configs" / "c.toml"
+    file.write_text('[data]\nsource = "../art"\n')
+    raw = load_config_file("configs/c.toml")
+    assert RunConfig.from_dict({**raw, "members": [{"kind": "vae"}]}).data.source == str(tmp_path / "configs/../art")
