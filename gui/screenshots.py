@@ -107,8 +107,9 @@ def take(out: Path, quick: bool) -> list[Path]:
             weights.sliders[name].set_value(value)
     weights._slid()
     gallery.seed.setValue(7)
-    wait_until(lambda: gallery.result is not None and gallery.result.seed == 7 and not gallery.pending, 300,
-               "the gallery")
+    wait_until(lambda: gallery.result is not None and gallery.result.seed == 7 and not gallery.pending
+               and not gallery._timer.isActive() and gallery.requested[2] == repr(sorted(gallery.params().items())),
+               300, "the gallery with these weights")
     gallery._select("fused", 5)
     gallery.fused.selected = 5
     shots.append(grab(window, gallery, out, "gallery"))

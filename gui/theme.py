@@ -45,6 +45,9 @@ class Theme(QObject):
         colors = PENS_DARK if self.dark else PENS_LIGHT
         return colors[index % len(colors)]
 
+    def pen_count(self) -> int:
+        return len(PENS_DARK if self.dark else PENS_LIGHT)
+
 
 def dark_palette() -> QPalette:
     palette = QPalette()

@@ -70,7 +70,7 @@ class DataPage(QWidget):
         self.report.setReadOnly(True)
         self.report.setPlaceholderText("What was loaded and which files were skipped, with the reason.")
         self.report.setMaximumHeight(150)
-        self.thumbnails = ImageGrid("Loading a preview…")
+        self.thumbnails = ImageGrid("Loading a preview…", top=True)
         self.thumbnails.setMinimumSize(240, 240)
 
         left = QVBoxLayout()

@@ -6,17 +6,29 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.bridge import EngineBridge, EvalResult
 from gui.theme import THEME
-from gui.widgets.loss_plot import legend_brush
+from gui.widgets.loss_plot import legend_brush, side_legend
 
 COLUMNS = (("fd", "FD ↓"), ("kid", "KID ↓"), ("precision", "precision ↑"), ("recall", "recall ↑"),
            ("density", "density ↑"), ("coverage", "coverage ↑"), ("fd_ratio", "FD / floor ↓"),
            ("samples_per_s", "samples/s"))
+COLUMN_TIPS = {
+    "fd": "Fréchet distance between the samples' and the reference images' features (the judge CNN's, "
+          "or Inception's): lower is closer",
+    "kid": "Kernel inception distance (unbiased MMD², as measured: `evaluate`'s table prints it ×10³)",
+    "precision": "share of samples that look like some real image (inside a real image's neighbourhood)",
+    "recall": "share of real images that some sample looks like: low when the samples lack variety",
+    "density": "how many real neighbourhoods each sample falls in, ÷ k: above 1 when samples crowd the "
+               "likeliest images",
+    "coverage": "share of real images with a sample in their neighbourhood (as many real images as samples)",
+    "fd_ratio": "FD ÷ the floor (real training images against the reference): 1 is as good as real data",
+    "samples_per_s": "images made per second, on this machine",
+}
 CHART_METRICS = (("fd", "FD (lower is better)"), ("kid", "KID (lower is better)"),
                  ("precision", "precision (higher is better)"), ("recall", "recall (higher is better)"))
 
@@ -29,6 +41,17 @@ def _format(value: Any) -> str:
     return f"{value:.4g}"
 
 
+def history_style(index: int, member: bool) -> dict[str, Any]:
+    """Pen and symbol of the index-th series: members solid with dots, fusions dashed with a square,
+    triangle or diamond (the shape changes each time the colours come round again), so a dozen
+    series stay apart with the theme's seven colours."""
+    color = THEME.pen_color(index)
+    style = Qt.PenStyle.SolidLine if member else Qt.PenStyle.DashLine
+    symbol = "o" if member else ("s", "t", "d")[index // THEME.pen_count() % 3]
+    return {"pen": pg.mkPen(color, width=1.5, style=style), "symbol": symbol, "symbolSize": 7,
+            "symbolBrush": color, "symbolPen": None}
+
+
 class MetricsPage(QWidget):
     sig_error = Signal(str)
 
@@ -39,6 +62,7 @@ class MetricsPage(QWidget):
         self.report: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.running = False
+        self._checkpoint_waiting = False  # a checkpoint came while evaluating: measure it next
         self.fusions: dict[str, Any] | None = None   # None: every strategy the engine evaluates by default
 
         self.n = QSpinBox()
@@ -65,6 +89,8 @@ class MetricsPage(QWidget):
 
         self.table = QTableWidget(0, len(COLUMNS) + 1)
         self.table.setHorizontalHeaderLabels(["", *[label for _, label in COLUMNS]])
+        for column, (key, _) in enumerate(COLUMNS, start=1):
+            self.table.horizontalHeaderItem(column).setToolTip(COLUMN_TIPS[key])
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -80,7 +106,7 @@ class MetricsPage(QWidget):
         self.fd_history.getPlotItem().setLabel("bottom", "step")
         self.fd_history.getPlotItem().setLabel("left", "FD")
         self.fd_history.setMinimumHeight(200)
-        self._history_legend = self.fd_history.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self._history_legend = side_legend(self.fd_history.getPlotItem())
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
 
@@ -154,8 +180,10 @@ class MetricsPage(QWidget):
         self.bridge.evaluate(self.run, self.n.value(), self.fusions, self.seed.value())
 
     def checkpoint_saved(self, step: int) -> None:
-        """A new checkpoint: measure it if asked to and nothing is running (else the next one)."""
-        if self.auto.isChecked() and not self.running and self.run is not None:
+        """A new checkpoint: measure it if asked to; while an evaluation runs, the newest checkpoint
+        saved meanwhile is measured when it ends (those in between are skipped)."""
+        if self.auto.isChecked() and self.run is not None:
+            self._checkpoint_waiting = self.running
             self.start()
 
     def cancel(self) -> None:
@@ -176,6 +204,9 @@ class MetricsPage(QWidget):
 
     def _ready(self, result: EvalResult) -> None:
         self._set_running(False)
+        if self._checkpoint_waiting and self.auto.isChecked():
+            self._checkpoint_waiting = False
+            QTimer.singleShot(0, self.start)  # after this report is shown
         self.progress.setValue(1000)
         self.report = result.report
         self.history = [r for r in self.history if r.get("step") != result.report.get("step")
@@ -189,12 +220,14 @@ class MetricsPage(QWidget):
 
     def _failed(self, message: str) -> None:
         self._set_running(False)
+        self._checkpoint_waiting = False
         self.progress.setValue(0)
         self.progress_label.setText(f"Evaluation failed: {message}")
         self.sig_error.emit(message)
 
     def _cancelled(self) -> None:
         self._set_running(False)
+        self._checkpoint_waiting = False
         self.progress.setValue(0)
         self.progress_label.setText("Evaluation cancelled; nothing was saved.")
 
@@ -260,8 +293,8 @@ class MetricsPage(QWidget):
                 for name, row in (report.get(table) or {}).items():
                     if isinstance(row, dict) and isinstance(row.get("fd"), (int, float)):
                         series.setdefault(name, []).append((step, float(row["fd"])))
+        members = {name for report in self.history for name in (report.get("members") or {})}
         for index, (name, points) in enumerate(series.items()):
             points.sort()
-            color = THEME.pen_color(index)
-            plot.plot([p[0] for p in points], [p[1] for p in points], name=name, pen=pg.mkPen(color, width=1),
-                      symbol="o", symbolSize=6, symbolBrush=color, symbolPen=None)
+            steps, fds = [p[0] for p in points], [p[1] for p in points]
+            plot.plot(steps, fds, name=name, **history_style(index, name in members))

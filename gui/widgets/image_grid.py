@@ -29,9 +29,10 @@ class ImageGrid(QWidget):
     sig_clicked = Signal(int)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None, selectable: bool = False,
-                 top: bool = False):
+                 top: bool = False, square: bool = False):
         super().__init__(parent)
         self.top = top  # hug the top edge (under a title) instead of centring vertically
+        self.square = square  # as tall as wide, in a layout: grids stacked under titles leave no gap
         self.placeholder = placeholder
         self.selectable = selectable
         self.images: np.ndarray | None = None
@@ -67,6 +68,12 @@ class ImageGrid(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(260, 260)
+
+    def hasHeightForWidth(self) -> bool:
+        return self.square
+
+    def heightForWidth(self, width: int) -> int:
+        return width
 
     # -- geometry ----------------------------------------------------------------------------------
     def _target(self) -> QRect:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QSizePolicy
 
 from gui.theme import THEME
 from gui.widgets.series import GrowingSeries
@@ -21,6 +22,17 @@ def legend_brush():
     color = pg.mkColor(THEME.plot_background)
     color.setAlpha(210)
     return pg.mkBrush(color)
+
+
+def side_legend(item: pg.PlotItem) -> pg.LegendItem:
+    """The plot's legend in a column right of its axes, not over the curves (whose newest points,
+    the ones an artist watches, are at the right edge); curves plotted with a name join it."""
+    legend = pg.LegendItem(labelTextSize="8pt")
+    legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # its rows, not the plot's height
+    item.layout.addItem(legend, 2, 3)
+    item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+    item.legend = legend
+    return legend
 
 
 class LossPlot(pg.PlotWidget):
@@ -36,7 +48,7 @@ class LossPlot(pg.PlotWidget):
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setLabel("bottom", "step")
         item.setLabel("left", "loss")
-        self.legend = item.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.legend = side_legend(item)
         self.setMinimumHeight(170)
         self._timer = QTimer(self)  # armed by new points only: an idle plot costs no wake-ups
         self._timer.setSingleShot(True)

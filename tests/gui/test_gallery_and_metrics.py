@@ -100,3 +100,23 @@ def test_evaluation_can_be_cancelled(qtbot, tiny_run):
     assert metrics.progress_label.text() == "Evaluation cancelled; nothing was saved."
     assert not (tiny_run / "eval").exists()
     window.close()
+
+
+def test_a_checkpoint_saved_during_an_evaluation_is_measured_when_it_ends(qtbot, tiny_run):
+    window = open_window(qtbot, tiny_run)
+    window.bridge.eval_judge_steps = 30
+    metrics = window.metrics_page
+    metrics.n.setValue(40)
+    metrics.fusions = {"average": {}}
+    metrics.auto.setChecked(True)
+    ready = []
+    window.bridge.sig_eval_ready.connect(ready.append)
+    metrics.start()
+    metrics.checkpoint_saved(6)  # arrives while the first evaluation runs
+    qtbot.waitUntil(lambda: len(ready) == 2 and not metrics.running, timeout=LONG)
+    metrics.auto.setChecked(False)
+    metrics.start()
+    metrics.checkpoint_saved(6)  # not asked to follow checkpoints: only the one started
+    qtbot.waitUntil(lambda: len(ready) == 3 and not metrics.running, timeout=LONG)
+    assert not metrics._checkpoint_waiting
+    window.close()
