@@ -125,6 +125,24 @@ def test_plots_follow_the_light_or_dark_scheme(qtbot, dark):
         THEME.sig_changed.emit()
 
 
+def test_a_loss_plots_legend_sits_beside_the_curves_not_over_them(qtbot):
+    from gui.widgets.loss_plot import LossPlot
+
+    plot = LossPlot("dcgan")
+    qtbot.addWidget(plot)
+    plot.resize(600, 220)
+    plot.append(1, {"loss_d": 1.0, "loss_g": 2.0})
+    plot.append(2, {"loss_d": 0.9, "loss_g": 2.1})
+    plot.redraw()
+    plot.show()
+    qtbot.waitExposed(plot)
+    view = plot.getPlotItem().getViewBox().sceneBoundingRect()
+    legend = plot.legend.sceneBoundingRect()
+    assert [label.text for _, label in plot.legend.items] == ["loss_d", "loss_g"]
+    assert legend.left() >= view.right() - 1  # right of the view box (half a pixel of rounding)
+    assert legend.height() < view.height()  # as tall as its rows: each label beside its line
+
+
 def test_how_the_members_train_names_the_shared_device_and_shared_paths_once(qtbot):
     from gui.pages.training_page import TrainingPage
 
