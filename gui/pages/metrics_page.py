@@ -29,6 +29,7 @@ COLUMN_TIPS = {
     "fd_ratio": "FD ÷ the floor (real training images against the reference): 1 is as good as real data",
     "samples_per_s": "images made per second, on this machine",
 }
+HISTORY_TITLE = "FD over checkpoints (each evaluation adds a point)"
 CHART_METRICS = (("fd", "FD (lower is better)"), ("kid", "KID (lower is better)"),
                  ("precision", "precision (higher is better)"), ("recall", "recall (higher is better)"))
 
@@ -119,7 +120,8 @@ class MetricsPage(QWidget):
         chart_widget = QWidget()
         chart_widget.setLayout(chart_column)
         history_column = QVBoxLayout()
-        history_column.addWidget(QLabel("FD over checkpoints (each evaluation adds a point)"))
+        self.history_title = QLabel(HISTORY_TITLE)
+        history_column.addWidget(self.history_title)
         history_column.addWidget(self.fd_history, 1)
         history_widget = QWidget()
         history_widget.setLayout(history_column)
@@ -287,13 +289,18 @@ class MetricsPage(QWidget):
         plot.clear()
         self._history_legend.clear()
         series: dict[str, list[tuple[int, float]]] = {}
-        for report in self.history:
+        n = (self.report or {}).get("n")  # FD depends on n: one curve per n, the one on show
+        shown = [report for report in self.history if n is None or report.get("n") == n]
+        left_out = len(self.history) - len(shown)
+        self.history_title.setText(HISTORY_TITLE if n is None else f"{HISTORY_TITLE[:-1]}, n = {n:,}"
+                                   + (f"; {left_out} at other n not shown)" if left_out else ")"))
+        for report in shown:
             step = report.get("step", 0)
             for table in ("members", "fusions"):
                 for name, row in (report.get(table) or {}).items():
                     if isinstance(row, dict) and isinstance(row.get("fd"), (int, float)):
                         series.setdefault(name, []).append((step, float(row["fd"])))
-        members = {name for report in self.history for name in (report.get("members") or {})}
+        members = {name for report in shown for name in (report.get("members") or {})}
         for index, (name, points) in enumerate(series.items()):
             points.sort()
             steps, fds = [p[0] for p in points], [p[1] for p in points]

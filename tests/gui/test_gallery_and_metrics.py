@@ -120,3 +120,18 @@ def test_a_checkpoint_saved_during_an_evaluation_is_measured_when_it_ends(qtbot,
     qtbot.waitUntil(lambda: len(ready) == 3 and not metrics.running, timeout=LONG)
     assert not metrics._checkpoint_waiting
     window.close()
+
+
+def test_fd_history_draws_only_the_evaluations_at_the_n_on_show(qtbot, tiny_run):
+    window = open_window(qtbot, tiny_run)
+    metrics = window.metrics_page
+
+    def report(step, n, fd):
+        return {"step": step, "n": n, "members": {"vae": {"fd": fd}}, "fusions": {"average": {"fd": fd + 1}}}
+
+    metrics.set_run(str(tiny_run), [report(2, 10, 900.0), report(4, 100, 300.0), report(6, 100, 250.0)])
+    curves = metrics.fd_history.getPlotItem().listDataItems()
+    assert [list(curve.getData()[0]) for curve in curves] == [[4, 6], [4, 6]]  # FD at n = 10 is not comparable
+    assert metrics.history_title.text().endswith("n = 100; 1 at other n not shown)")
+    assert [label.text for _, label in metrics._history_legend.items] == ["vae", "average"]
+    window.close()
