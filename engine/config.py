@@ -252,6 +252,7 @@ class Param:
     help: str = ""
     per_member: bool = False  # a {member: number} table, e.g. fusion weights
     scorers: bool = False  # per_member over the members that score images (vote), not those that sample
+    member_choice: bool = False  # choices are member kinds (and "auto"): a form offers the run's own
 
     def validate(self, value: Any, where: str) -> Any:
         label = f"{where} {self.name}"

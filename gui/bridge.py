@@ -23,7 +23,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -61,6 +61,7 @@ class FusionSpec:
     name: str
     title: str
     params: tuple[Param, ...]
+    unavailable: Callable[[Sequence[str]], str]  # member kinds → why a run cannot use it ("" if it can)
 
 
 def member_specs() -> dict[str, MemberSpec]:
@@ -79,7 +80,7 @@ def member_specs() -> dict[str, MemberSpec]:
 def fusion_specs() -> dict[str, FusionSpec]:
     from engine.fusion.registry import FUSIONS
 
-    return {name: FusionSpec(name, cls.title, tuple(cls.params)) for name, cls in FUSIONS.items()}
+    return {name: FusionSpec(name, cls.title, tuple(cls.params), cls.unavailable) for name, cls in FUSIONS.items()}
 
 
 def validate_data(raw: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +54,11 @@ class Fusion(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
+
+    @classmethod
+    def unavailable(cls, kinds: Sequence[str]) -> str:
+        """Why a run with these member kinds cannot use this strategy ("" when it can)."""
+        return ""
 
     def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Fill defaults and range-check user parameters (strings from the CLI are converted)."""

@@ -2,7 +2,7 @@
 (an SDEdit-style cascade: the fast member proposes the layout, the diffusion model the detail)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -18,10 +18,21 @@ class Refine(Fusion):
     name = "refine"
     title = "Diffusion refinement"
     params = (
-        Param("source", "auto", choices=SOURCES, help="the member whose images are refined"),
+        Param("source", "auto", choices=SOURCES, member_choice=True, help="the member whose images are refined"),
         Param("strength", 0.4, 0.02, 1.0, help="noise level added before denoising (1 = from scratch)"),
         Param("steps", 5, 1, 200, help="Euler steps of the denoiser over [strength, 0]"),
     )
+
+    @classmethod
+    def unavailable(cls, kinds: Sequence[str]) -> str:
+        from engine.members.registry import member_class
+
+        classes = [member_class(k) for k in kinds]
+        if not any(hasattr(c, "refine") for c in classes):
+            return "needs a diffusion member in the run"
+        if not any(c.can_sample and not hasattr(c, "refine") for c in classes):
+            return "needs a member besides the diffusion one that makes images (dcgan or vae)"
+        return ""
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:

@@ -5,7 +5,7 @@ output equal to its share of the pool, protecting diversity (recall) from a gree
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -37,6 +37,13 @@ class Vote(Fusion):
         Param("voters", None, 0.0, 100.0, per_member=True, scorers=True,
               help="weight of each member's vote (members without a realism score cannot vote)"),
     )
+
+    @classmethod
+    def unavailable(cls, kinds: Sequence[str]) -> str:
+        from engine.members.registry import member_class
+
+        scorers = any(member_class(k).can_score for k in kinds)
+        return "" if scorers else "needs a member that scores images (dcgan, vae or judge)"
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:

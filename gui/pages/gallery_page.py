@@ -130,6 +130,7 @@ class GalleryPage(QWidget):
         if new_grids:
             self._build_member_grids()
         if new_form:
+            self._offer_strategies()
             self._build_form()
         self.result, self.selection = None, None
         self.fused.clear("The fused grid appears here.")
@@ -160,6 +161,19 @@ class GalleryPage(QWidget):
         rows = -(-len(self.sampling_members) // (2 if len(self.sampling_members) > 2 else 1))
         for row in range(rows + 1):  # the grids keep their size at the top; the space left goes below
             self._members_layout.setRowStretch(row, 1 if row == rows else 0)
+
+    def _offer_strategies(self) -> None:
+        """Strategies the run's members cannot use are greyed out, with the reason as their tooltip."""
+        kinds = list(dict.fromkeys([*self.sampling_members, *self.scoring_members]))
+        model = self.strategy.model()
+        for index in range(self.strategy.count()):
+            reason = self.specs[self.strategy.itemData(index)].unavailable(kinds) if kinds else ""
+            model.item(index).setEnabled(not reason)
+            self.strategy.setItemData(index, reason or None, Qt.ItemDataRole.ToolTipRole)
+        if not model.item(self.strategy.currentIndex()).isEnabled():
+            self.strategy.blockSignals(True)  # the caller builds the form next
+            self.strategy.setCurrentIndex(max(0, self.strategy.findData("mixture")))
+            self.strategy.blockSignals(False)
 
     def _strategy_changed(self, _index: int) -> None:
         self._build_form()

@@ -159,8 +159,9 @@ class ParamForm(QWidget):
             return field
         if param.choices is not None:
             field = QComboBox()
-            field.addItems([str(c) for c in param.choices])
-            field.setCurrentText(str(param.default))
+            choices = [c for c in param.choices if not param.member_choice or c == "auto" or c in members]
+            field.addItems([str(c) for c in choices or param.choices])  # a member choice: the run's own
+            field.setCurrentText(str(param.default))  # kept when offered, else the first
             field.currentTextChanged.connect(lambda _t: self.sig_changed.emit())
             return field
         if isinstance(param.default, bool):

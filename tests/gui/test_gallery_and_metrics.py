@@ -135,3 +135,37 @@ def test_fd_history_draws_only_the_evaluations_at_the_n_on_show(qtbot, tiny_run)
     assert metrics.history_title.text().endswith("n = 100; 1 at other n not shown)")
     assert [label.text for _, label in metrics._history_legend.items] == ["vae", "average"]
     window.close()
+
+
+def test_the_gallery_offers_only_what_the_runs_members_can_do(qtbot):
+    from PySide6.QtCore import Qt
+
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    gallery = window.gallery_page
+    gallery.set_run(None, ["dcgan"], ["dcgan", "judge"])  # no vae, no diffusion
+
+    def offered(name):
+        index = gallery.strategy.findData(name)
+        return gallery.strategy.model().item(index).isEnabled(), gallery.strategy.itemData(index, Qt.ItemDataRole.ToolTipRole)
+
+    assert offered("refine") == (False, "needs a diffusion member in the run")
+    assert offered("vote") == (True, None) and offered("mixture") == (True, None)
+    gallery.strategy.setCurrentIndex(gallery.strategy.findData("soup"))
+    member = gallery.form.fields["member"]
+    assert [member.itemText(i) for i in range(member.count())] == ["dcgan"]  # not the absent vae (its default)
+    assert gallery.params()["member"] == "dcgan"
+
+    gallery.strategy.setCurrentIndex(gallery.strategy.findData("vote"))
+    gallery.set_run(None, ["diffusion"], [])  # nobody can vote: vote greyed out, the gallery moves off it
+    assert offered("vote") == (False, "needs a member that scores images (dcgan, vae or judge)")
+    assert gallery.fusion_name() == "mixture" and set(gallery.form.fields) == {"weights"}
+    assert offered("refine") == (False, "needs a member besides the diffusion one that makes images (dcgan or vae)")
+    gallery.set_run(None, ["vae", "diffusion"], ["vae"])
+    gallery.strategy.setCurrentIndex(gallery.strategy.findData("refine"))
+    source = gallery.form.fields["source"]
+    assert offered("refine") == (True, None)
+    assert [source.itemText(i) for i in range(source.count())] == ["auto", "vae"]
+    window.close()
