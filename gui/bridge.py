@@ -242,6 +242,11 @@ class JobThread(QThread):
             self.start()
         return job.id
 
+    def is_latest(self, kind: str, job_id: int) -> bool:
+        with self._lock:
+            job = self._latest.get(kind)
+        return job is not None and job.id == job_id
+
     def cancel(self, kind: str) -> None:
         with self._lock:
             job = self._latest.get(kind)
@@ -595,11 +600,15 @@ class EngineBridge(QObject):
                "eval": "sig_eval_failed"}
 
     @Slot(int, str, object)
-    def _job_done(self, _job_id: int, kind: str, result: object) -> None:
+    def _job_done(self, job_id: int, kind: str, result: object) -> None:
+        if kind == "data" and not self._jobs.is_latest(kind, job_id):
+            return  # a data preview asked for before the settings changed again
         getattr(self, self._DONE[kind]).emit(result)
 
     @Slot(int, str, str)
-    def _job_failed(self, _job_id: int, kind: str, message: str) -> None:
+    def _job_failed(self, job_id: int, kind: str, message: str) -> None:
+        if kind == "data" and not self._jobs.is_latest(kind, job_id):
+            return  # about settings that were changed since: the newer request answers
         getattr(self, self._FAILED[kind]).emit(message)
 
     @Slot(int, str)

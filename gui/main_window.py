@@ -22,6 +22,10 @@ PAGES = ("Data", "Members", "Training", "Gallery", "Metrics")
 DEFAULT_SIZE = (1280, 800)
 
 
+class _DataStillLoading(Exception):
+    """Start was pressed before the data page had read its new settings."""
+
+
 class MainWindow(QMainWindow):
     def __init__(self, preview_data: bool = True):
         super().__init__()
@@ -36,6 +40,7 @@ class MainWindow(QMainWindow):
         self._close_requested_at: float | None = None
         self.last_close_seconds: float | None = None
         self._save_only = False
+        self._start_when_data_read: int | None = None  # Start pressed while the data was being read
 
         self.data_page = DataPage(self.bridge)
         self.members_page = MembersPage(self.data_page.raw)
@@ -129,7 +134,8 @@ class MainWindow(QMainWindow):
         tp.sig_pause.connect(self.pause_training)
         tp.sig_resume.connect(self.resume_training)
         tp.sig_stop.connect(self.stop_training)
-        self.data_page.sig_error.connect(lambda text: self.statusBar().showMessage(f"Data: {text}", 15000))
+        self.data_page.sig_error.connect(self._data_failed)
+        self.data_page.sig_loaded.connect(self._data_read)
         self.gallery_page.sig_error.connect(lambda text: self.show_message("Gallery", text))
         self.gallery_page.sig_exported.connect(lambda path: self.statusBar().showMessage(f"Exported {path}", 10000))
         self.metrics_page.sig_error.connect(lambda text: self.show_message("Evaluation", text))
@@ -280,9 +286,15 @@ class MainWindow(QMainWindow):
         if self.bridge.training:
             return
         steps = self.training_page.steps.value() if steps is None else steps
+        self._start_when_data_read = None
         try:
             if self.run_path is None:
-                config = self._new_run_config()
+                try:
+                    config = self._new_run_config()
+                except _DataStillLoading:
+                    self._start_when_data_read = steps
+                    self.statusBar().showMessage("Reading the data first: training starts once it is read.", 10000)
+                    return
                 out = self.planned_path or str(settings.new_run_path())
                 self._setup_training_rows(config)
                 self.bridge.start_training(steps, config=config, out=out)
@@ -298,6 +310,19 @@ class MainWindow(QMainWindow):
         self.training_page.set_state("starting")
         self._update_actions()
 
+    def _data_read(self) -> None:
+        steps, self._start_when_data_read = self._start_when_data_read, None
+        if steps is not None and self.run_path is None:  # Start was pressed while the data was being read
+            self.start_training(steps)
+
+    def _data_failed(self, message: str) -> None:
+        self.statusBar().showMessage(f"Data: {message}", 15000)
+        if self._start_when_data_read is not None:
+            self._start_when_data_read = None
+            self._save_only = False
+            self.tabs.setCurrentWidget(self.data_page)
+            self.show_message("Cannot start training", f"the data cannot be used: {message}")
+
     def _new_run_config(self) -> dict[str, Any]:
         if self.data_page.error:
             self.tabs.setCurrentWidget(self.data_page)
@@ -307,6 +332,8 @@ class MainWindow(QMainWindow):
         except UserError:
             self.tabs.setCurrentWidget(self.members_page)
             raise
+        if self.data_page.loading:  # its preview says whether the new settings can be used: start then
+            raise _DataStillLoading()
         raw = {"data": self.data_page.raw(), "members": members, "train": self.training_page.train_raw()}
         return validate_run(raw)
 

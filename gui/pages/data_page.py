@@ -11,7 +11,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from gui.bridge import DataPreview, EngineBridge
+from gui.bridge import DataPreview, EngineBridge, UserError, validate_data
 from gui.widgets.image_grid import ImageGrid
 
 FASHION_MNIST = "fashion-mnist"
@@ -22,12 +22,14 @@ PREVIEW_DELAY_MS = 250
 class DataPage(QWidget):
     sig_changed = Signal()
     sig_error = Signal(str)
+    sig_loaded = Signal()  # the current settings were read and previewed
 
     def __init__(self, bridge: EngineBridge, parent: QWidget | None = None):
         super().__init__(parent)
         self.bridge = bridge
         self.preview: DataPreview | None = None
         self.error = ""
+        self.loading = False  # the settings changed and their preview (or failure) has not come back yet
         self.setAcceptDrops(True)
 
         self.bundled = QRadioButton("Bundled Fashion-MNIST (60,000 clothing images)")
@@ -97,6 +99,7 @@ class DataPage(QWidget):
                        self.flip.toggled):
             signal.connect(self._changed)
         self.path.editingFinished.connect(self._path_edited)
+        self.path.textEdited.connect(self._path_edited)  # typed: the old error no longer applies
         self.choose_folder.clicked.connect(self._pick_folder)
         self.choose_npz.clicked.connect(self._pick_npz)
         bridge.sig_data_preview.connect(self._show_preview)
@@ -134,8 +137,16 @@ class DataPage(QWidget):
             widget.setEnabled(not read_only)
         self.setAcceptDrops(not read_only)
 
+    def _normalised(self) -> dict[str, Any] | None:
+        """The settings as the engine holds them (a folder's path made absolute), None if refused."""
+        try:
+            return validate_data(self.raw())
+        except UserError:
+            return None
+
     # -- previews ------------------------------------------------------------------------------------
     def _changed(self, *_args) -> None:
+        self.loading, self.error = True, ""  # the last error was about other settings
         self.sig_changed.emit()
         self._timer.start()
 
@@ -151,12 +162,13 @@ class DataPage(QWidget):
             self._show_failure("choose a folder of images or an .npz file (or the bundled Fashion-MNIST)", False)
             return
         self.count.setText("loading…")
+        self.loading, self.error = True, ""
         self.bridge.preview_data(raw, THUMBNAILS)
 
     def _show_preview(self, preview: DataPreview) -> None:
-        if preview.config != self.raw():
+        if preview.config != self._normalised():
             return  # an older request; the newer one is on its way
-        self.preview, self.error = preview, ""
+        self.preview, self.error, self.loading = preview, "", False
         images = preview.images
         if preview.config.get("flip"):  # show the augmentation: every other picture mirrored
             images = images.copy()
@@ -165,9 +177,10 @@ class DataPage(QWidget):
         self.count.setText(f"{preview.count:,} images")
         classes = f"\nClasses: {', '.join(preview.class_names)}" if preview.class_names else ""
         self.report.setPlainText(preview.report + classes)
+        self.sig_loaded.emit()
 
     def _show_failure(self, message: str, announce: bool = True) -> None:
-        self.preview, self.error = None, message
+        self.preview, self.error, self.loading = None, message, False
         self.count.setText("no usable images")
         self.report.setPlainText(message)
         self.thumbnails.clear("Nothing to show: " + message)

@@ -118,3 +118,32 @@ def test_trainer_troubles_become_messages_not_crashes(qtbot):
     bridge.sig_training_failed.emit("the trainer process ended unexpectedly (exit code -9)")
     assert "exit code -9" in window.last_message and window.training_page.start_button.isEnabled()
     window.close()
+
+
+def test_start_pressed_while_new_data_is_read_waits_for_it_and_forgets_the_old_error(qtbot, tmp_path, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    window.show()
+    configure_tiny_run(window, tmp_path / "nowhere")
+    data = window.data_page
+    qtbot.waitUntil(lambda: "not found" in data.error, timeout=LONG)
+    data.path.clear()
+    qtbot.keyClicks(data.path, str(tiny_npz))  # typed, and Start pressed at once
+    assert data.loading and data.error == ""
+    window.start_training()
+    assert not window.bridge.training and "Reading the data first" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.bridge.training, timeout=LONG)  # started once the data was read
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=LONG)
+
+    again = MainWindow(preview_data=False)
+    qtbot.addWidget(again)
+    again.show()
+    configure_tiny_run(again, tmp_path / "nowhere")  # a bad path and Start at once: refused when read
+    again.start_training()
+    qtbot.waitUntil(lambda: again.last_message.startswith("Cannot start training: the data cannot be used"),
+                    timeout=LONG)
+    assert not again.bridge.training and "not found" in again.last_message
+    again.close()

@@ -89,6 +89,7 @@ def test_closing_while_the_trainer_still_starts_ends_at_once(qtbot, tiny_npz):
     qtbot.addWidget(window)
     window.show()
     configure_tiny_run(window, tiny_npz)
+    qtbot.waitUntil(lambda: not window.data_page.loading, timeout=60_000)  # else Start waits for the data
     window.start_training()
     assert window.bridge.training and window.run_path is None  # the child is still importing torch
     started = time.monotonic()
