@@ -115,7 +115,8 @@ class Session:
             try:
                 session.load_checkpoint(chosen)
             except CheckpointDamaged as exc:
-                raise UserError(f"{exc}{_older_hint(run, chosen) if checkpoint is None else ''}") from None
+                latest = checkpoint is None or Path(chosen) == run.latest_checkpoint()  # the window names it
+                raise UserError(f"{exc}{_older_hint(run, chosen) if latest else ''}") from None
         if world is not None:
             from engine.training.distributed import reseed
 

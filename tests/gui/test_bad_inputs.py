@@ -147,3 +147,19 @@ def test_start_pressed_while_new_data_is_read_waits_for_it_and_forgets_the_old_e
                     timeout=LONG)
     assert not again.bridge.training and "not found" in again.last_message
     again.close()
+
+
+def test_a_run_whose_newest_checkpoint_is_damaged_names_the_older_one_to_use(qtbot, tiny_run):
+    from gui.main_window import MainWindow
+
+    newest = sorted((tiny_run / "checkpoints").iterdir())[-1]
+    file = newest / "vae.safetensors"
+    file.write_bytes(file.read_bytes()[:200])
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.bridge.sig_run_failed, timeout=LONG):
+        window.open_run(tiny_run)
+    older = sorted((tiny_run / "checkpoints").iterdir())[-2].name
+    assert str(file) in window.last_message and "is damaged" in window.last_message
+    assert f"move {newest.name} out of" in window.last_message and f"to resume from {older}" in window.last_message
+    window.close()
