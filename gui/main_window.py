@@ -41,6 +41,8 @@ class MainWindow(QMainWindow):
         self.last_close_seconds: float | None = None
         self._save_only = False
         self._start_when_data_read: int | None = None  # Start pressed while the data was being read
+        self._ended: tuple[str, str, int] | None = None  # run, how its training ended, its target: for the reopen
+        self._ended_text = ""  # the finished/stopped line of the training that runs now
 
         self.data_page = DataPage(self.bridge)
         self.members_page = MembersPage(self.data_page.raw)
@@ -235,18 +237,21 @@ class MainWindow(QMainWindow):
         self._lock(True)
         train = config["train"]
         self.training_page.set_train_config(train)
-        self.training_page.steps.setValue(max(int(train["steps"]), snapshot.step))
+        ended, self._ended = self._ended, None  # reopened after training here: its end message and target stay
+        ended = ended[1:] if ended and ended[0] == snapshot.path else None
+        target = ended[1] if ended else int(train["steps"])
+        self.training_page.steps.setValue(max(target, snapshot.step))
         self._setup_training_rows(config)
         self.training_page.set_history(snapshot.curves, snapshot.previews, snapshot.step,
                                        self.training_page.steps.value(), snapshot.elapsed)
         self.training_page.run_label.setText(f"Run folder: {snapshot.path}")
-        self.training_page.set_state("idle", f"Opened at step {snapshot.step:,}" if snapshot.checkpoint
-                                     else "Opened (no checkpoint yet)")
+        opened = f"Opened at step {snapshot.step:,}" if snapshot.checkpoint else "Opened (no checkpoint yet)"
+        self.training_page.set_state("idle", ended[0] if ended else opened)
         self.gallery_page.set_run(snapshot.path if self.has_checkpoint else None, *self._gallery_members(config))
         self.metrics_page.set_run(snapshot.path if self.has_checkpoint else None, snapshot.evals)
         self._remember(snapshot.path)
         self._update_title()
-        self.statusBar().showMessage(f"Opened {snapshot.path} at step {snapshot.step:,}", 10000)
+        self.statusBar().showMessage(ended[0] if ended else f"Opened {snapshot.path} at step {snapshot.step:,}", 10000)
         self._page_shown(self.tabs.currentIndex())
 
     def _remember(self, path: str) -> None:
@@ -392,6 +397,7 @@ class MainWindow(QMainWindow):
                 "failed": f"Stopped at step {step:,}: every member failed"}.get(reason, f"Finished: step {step:,}")
         self.training_page.set_state("idle", text)
         self.statusBar().showMessage(text, 10000)
+        self._ended_text = text
         if reason == "failed":
             self.show_message("Training stopped", f"Every member failed and was paused at step {step:,}; the "
                               "messages before this one say why. Lower the learning rate or the batch size and "
@@ -410,10 +416,10 @@ class MainWindow(QMainWindow):
             self.close()
             return
         if self.run_path is not None and is_run_folder(self.run_path):
+            text = f"Saved the new run in {self.run_path}" if self._save_only else self._ended_text
+            self._ended = (self.run_path, text, self.training_page.steps.value()) if text else None
             self.bridge.open_run(self.run_path)  # the saved state, exactly as a reopen shows it
-            if self._save_only:
-                self.statusBar().showMessage(f"Saved the new run in {self.run_path}", 10000)
-        self._save_only = False
+        self._save_only, self._ended_text = False, ""
 
     def _page_shown(self, index: int) -> None:
         page = self.tabs.widget(index)

@@ -97,3 +97,26 @@ def test_closing_while_the_trainer_still_starts_ends_at_once(qtbot, tiny_npz):
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
     assert time.monotonic() - started < 2.0
     assert not multiprocessing.active_children() and "unexpectedly" not in window.last_message
+
+
+def test_after_training_ends_its_message_and_target_stay_over_the_reopen(qtbot, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    configure_tiny_run(window, tiny_npz, steps=40, checkpoint_every=2)
+    qtbot.waitUntil(lambda: not window.data_page.loading, timeout=LONG)
+    with qtbot.waitSignal(window.bridge.sig_checkpoint_saved, timeout=LONG):
+        window.start_training()
+    with qtbot.waitSignal(window.bridge.sig_run_opened, timeout=LONG):
+        window.stop_training()
+    page = window.training_page
+    assert page.state.text().startswith("Stopped at step") and page.steps.value() == 40
+    target = page.step + 2  # fewer than the 40 the run was made with
+    page.steps.setValue(target)
+    with qtbot.waitSignal(window.bridge.sig_run_opened, timeout=LONG):
+        window.start_training()
+    assert page.state.text() == f"Finished: step {target}"  # not "Opened at step …"
+    assert page.steps.value() == target and window.statusBar().currentMessage() == f"Finished: step {target}"
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
