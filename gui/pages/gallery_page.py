@@ -37,6 +37,7 @@ class GalleryPage(QWidget):
         self.selection: tuple[str, int] | None = None   # ("fused" | member name, index)
         self.form: ParamForm | None = None
         self.pending = False
+        self.stale = False  # the grids are from earlier settings: the current ones were refused or failed
 
         self.strategy = QComboBox()
         self.strategy.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -207,8 +208,7 @@ class GalleryPage(QWidget):
         try:
             validate_fusion(self.fusion_name(), self.params())
         except UserError as exc:
-            self.error_label.setText(f"Refused: {exc}")
-            self.error_label.show()
+            self._not_fused(f"Refused: {exc}")
             return
         self.error_label.hide()
         self.requested = (self.seed.value(), self.fusion_name(), repr(sorted(self.params().items())))
@@ -218,7 +218,7 @@ class GalleryPage(QWidget):
 
     def _show(self, result: GalleryResult) -> None:
         self.pending = False
-        self.result = result
+        self.result, self.stale = result, False
         self.fused.set_images(result.fused, captions=[f"made by {p}" for p in result.provenance])
         self.fused_title.setText(f"Fused · {self.specs[result.fusion].title} · seed {result.seed}")
         for name, grid in self.member_grids.items():
@@ -232,10 +232,16 @@ class GalleryPage(QWidget):
 
     def _failed(self, message: str) -> None:
         self.pending = False
-        self.status.setText("")
+        self._not_fused(message)
+
+    def _not_fused(self, message: str) -> None:
+        """The settings on show made nothing: say why beside them (no dialog: the next change may
+        fix it), and keep the last grids but not as an export of these settings."""
         self.error_label.setText(message)
         self.error_label.show()
-        self.sig_error.emit(message)
+        self.stale = self.result is not None
+        self.status.setText("The grids show the last settings that fused." if self.stale else "")
+        self._update_buttons()
 
     # -- provenance and selection ----------------------------------------------------------------------
     def provenance_of(self, where: str, index: int) -> str:
@@ -261,8 +267,9 @@ class GalleryPage(QWidget):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        self.export_grid.setEnabled(self.result is not None)
-        self.export_image.setEnabled(self.result is not None and self.selection is not None)
+        shown = self.result is not None and not self.stale  # what the settings on show made
+        self.export_grid.setEnabled(shown)
+        self.export_image.setEnabled(shown and self.selection is not None)
         for widget in (self.prev_seed, self.next_seed, self.seed):
             widget.setEnabled(self.run is not None)
 
@@ -285,7 +292,7 @@ class GalleryPage(QWidget):
         return self.result.fused if where == "fused" else self.result.members[where]
 
     def export_selected(self) -> str | None:
-        if self.result is None or self.selection is None:
+        if self.result is None or self.selection is None or self.stale:
             return None
         where, index = self.selection
         name = self.result.fusion if where == "fused" else where
@@ -293,7 +300,7 @@ class GalleryPage(QWidget):
                             f"{name}-seed{self.result.seed}-{index + 1}.png")
 
     def export_fused_grid(self) -> str | None:
-        if self.result is None:
+        if self.result is None or self.stale:
             return None
         return self._export(tile(self.result.fused), self.metadata("fused", None),
                             f"{self.result.fusion}-seed{self.result.seed}.png")

@@ -169,3 +169,30 @@ def test_the_gallery_offers_only_what_the_runs_members_can_do(qtbot):
     assert offered("refine") == (True, None)
     assert [source.itemText(i) for i in range(source.count())] == ["auto", "vae"]
     window.close()
+
+
+def test_refused_settings_are_said_beside_them_and_the_old_grids_are_not_exported(qtbot, tiny_run, monkeypatch):
+    window = open_window(qtbot, tiny_run)
+    gallery = window.gallery_page
+    window.tabs.setCurrentWidget(gallery)
+    qtbot.waitUntil(lambda: gallery.result is not None and not gallery.pending, timeout=LONG)
+    assert gallery.export_grid.isEnabled()
+    messages = []
+    monkeypatch.setattr(window, "show_message", lambda title, text: messages.append(text))
+    gallery.strategy.setCurrentIndex(gallery.strategy.findData("weighted-average"))
+    weights = gallery.form.fields["weights"]
+    for slider in weights.sliders.values():
+        slider.set_value(0.0)
+    weights._slid()
+    gallery.refresh()  # the engine refuses it while fusing
+    qtbot.waitUntil(lambda: "must not all be zero" in gallery.error_label.text() and not gallery.pending,
+                    timeout=LONG)
+    assert gallery.error_label.isVisibleTo(gallery)
+    assert not gallery.export_grid.isEnabled() and gallery.export_fused_grid() is None
+    assert gallery.status.text() == "The grids show the last settings that fused." and messages == []
+    weights.sliders["vae"].set_value(1.0)
+    weights._slid()
+    gallery.refresh()
+    qtbot.waitUntil(lambda: gallery.result.fusion == "weighted-average" and not gallery.pending, timeout=LONG)
+    assert gallery.export_grid.isEnabled() and not gallery.error_label.isVisibleTo(gallery)
+    window.close()
