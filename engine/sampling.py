@@ -80,7 +80,7 @@ def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[
     strategy = fusion(request.fusion)
     params = strategy.validate(request.params)
     fused = strategy.fuse(session.members, request.n, generator, context=lazy_context(session), **params)
-    return fused.images, fused.provenance, params
+    return fused.images, fused.provenance, {**params, **fused.settled}
 
 
 def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu") -> Path:

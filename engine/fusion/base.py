@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -17,6 +17,9 @@ from engine.members.base import Member
 class FusedBatch:
     images: torch.Tensor              # (n, C, H, W) in [-1, 1]
     provenance: tuple[str, ...]       # per image: "dcgan", "average(dcgan,vae)", "refine(vae)"…
+    # parameters the strategy settled while fusing (soup's checkpoints as many as the run had, mixture's
+    # fitted weights): recorded in a PNG instead of what was asked, so it says what made it
+    settled: Mapping[str, Any] = field(default_factory=dict)
 
 
 class FusionContext:

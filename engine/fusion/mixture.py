@@ -6,6 +6,7 @@ covariance follow from each member's in closed form, so the search costs no extr
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any, Mapping
 
@@ -32,10 +33,12 @@ class Mixture(Fusion):
         found = generators_of(members)
         names = list(found)
         weights = params.get("weights")
-        if weights == "auto":
+        fitted = weights == "auto"
+        if fitted:
             weights = fit_weights(found, context or FusionContext())
         share = normalised_weights(weights, names)
-        return mix(found, share, n, generator)
+        mixed = mix(found, share, n, generator)
+        return dataclasses.replace(mixed, settled={"weights": dict(weights)}) if fitted else mixed
 
 
 def mix(found: Mapping[str, Member], share: Mapping[str, float], n: int, generator: torch.Generator) -> FusedBatch:

@@ -42,7 +42,8 @@ class Refine(Fusion):
         source_name = params.get("source", "auto")
         candidates = {name: m for name, m in generators_of(members).items() if m is not refiner}
         if source_name == "auto":
-            source_name = next((name for name in ("dcgan", "vae") if name in candidates), None) or next(iter(candidates), None)
+            preferred = [name for name in ("dcgan", "vae") if name in candidates]
+            source_name = (preferred or list(candidates) or [None])[0]
         if source_name not in candidates:
             raise UserError(f"refine source {source_name!r} is not a sampling member of this run "
                             f"(it has: {', '.join(candidates) or 'none besides the diffusion member'})")

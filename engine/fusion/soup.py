@@ -36,7 +36,7 @@ class Soup(Fusion):
         with averaged_weights(member, [load_member_state(p, name) for p in paths]):
             # the class's own sample(): a SampleBank on the instance would return unsouped images
             images = type(member).sample(member, n, seeded_copy(generator))
-        return FusedBatch(images, (f"soup({name}×{len(paths)})",) * n)
+        return FusedBatch(images, (f"soup({name}×{len(paths)})",) * n, settled={"checkpoints": len(paths)})
 
 
 @contextmanager

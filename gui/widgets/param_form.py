@@ -57,7 +57,9 @@ class ValueSlider(QWidget):
         self.slider.valueChanged.connect(self._moved)
 
     def value(self) -> float:
-        return round(self.low + (self.high - self.low) * self.slider.value() / SLIDER_STEPS, 6)
+        """The value as shown beside the slider (a 0.4 default stays 0.4, not 0.4022), within its range."""
+        exact = self.low + (self.high - self.low) * self.slider.value() / SLIDER_STEPS
+        return min(self.high, max(self.low, round(exact, self.decimals)))
 
     def set_value(self, value: float) -> None:
         span = self.high - self.low

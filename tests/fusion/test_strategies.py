@@ -121,3 +121,22 @@ def test_soup_restores_the_members_own_weights(session):
     fusion("soup").fuse(session.members, 4, torch.Generator().manual_seed(0), context=context_of(session),
                         member="vae", checkpoints=3)
     assert torch.equal(member.sample(4, torch.Generator().manual_seed(0)), before)
+
+
+def test_a_sample_records_what_the_strategy_settled_so_its_png_repeats_it(session, tmp_path):
+    from engine.sampling import SampleRequest, sample_images
+
+    soup = SampleRequest(run=session.run.path, fusion="soup", params={"member": "vae", "checkpoints": 20}, n=4)
+    _, _, used = sample_images(session, soup)
+    kept = len(list((session.run.path / "checkpoints").iterdir()))
+    assert used["checkpoints"] == min(20, kept) < 20  # as many as the run keeps, not the 20 asked for
+
+
+def test_mixture_auto_records_the_weights_it_fitted_and_they_make_the_same_images(session):
+    mixture = fusion("mixture")
+    fitted = mixture.fuse(session.members, 8, torch.Generator().manual_seed(5), context=context_of(session),
+                          weights="auto")
+    weights = fitted.settled["weights"]
+    assert set(weights) == {"dcgan", "vae", "diffusion"} and sum(weights.values()) == pytest.approx(1.0)
+    again = mixture.fuse(session.members, 8, torch.Generator().manual_seed(5), **mixture.validate({"weights": weights}))
+    assert torch.equal(fitted.images, again.images) and again.settled == {}

@@ -157,3 +157,13 @@ def test_how_the_members_train_names_the_shared_device_and_shared_paths_once(qtb
     assert page.paths_label.text() == "How the members train on cpu:\nevery member: bf16 autocast, channels_last"
     page.set_notes("")
     assert page.paths_label.text() == ""
+
+
+def test_a_slider_gives_the_value_it_shows(qtbot):
+    from gui.widgets.param_form import ValueSlider
+
+    strength = ValueSlider(0.02, 1.0, 0.4)  # refine's strength: 0.4 is not on its 100-step grid
+    qtbot.addWidget(strength)
+    assert strength.value() == 0.4 and strength.readout.text() == "0.40"
+    strength.slider.setValue(strength.slider.maximum())
+    assert strength.value() == 1.0
