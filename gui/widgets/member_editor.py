@@ -3,6 +3,7 @@ own declared parameters. Every edit is checked by the engine's validation; a ref
 marked and the engine's reason is shown under the card."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -13,6 +14,22 @@ from gui.bridge import OPTIMIZERS, MemberSpec, UserError, validate_member
 from gui.widgets.param_form import ParamForm
 
 INVALID_STYLE = "border: 1px solid #d9534f;"
+# the engine's config-file names of the fields → the labels this editor shows
+FIELD_LABELS = (("optim lr", "learning rate"), ("optim betas[0]", "beta 1"), ("optim betas[1]", "beta 2"),
+                ("optim betas", "betas"), ("optim momentum", "momentum"), ("optim weight_decay", "weight decay"),
+                ("optim name", "optimizer"), ("batch_size", "batch size"))
+BOUNDS = ((r"must be > ", "must be greater than "), (r"must be >= ", "must be at least "),
+          (r"must be <= ", "must be at most "))
+
+
+def plain_reason(message: str, title: str) -> str:
+    """'[members.dcgan] optim lr must be > 0.0, got '0'' → 'DCGAN: learning rate must be greater than 0, got '0''."""
+    text = re.sub(r"^\[members\.\w+\]\s*", "", message)
+    for raw, label in FIELD_LABELS:
+        text = text.replace(raw, label)
+    for raw, words in BOUNDS:
+        text = re.sub(raw + r"(-?[\d.]+(?:e-?\d+)?)\b", lambda m, w=words: w + f"{float(m[1]):g}", text)
+    return f"{title}: {text}"
 ERROR_COLOR = "#d9534f"
 
 
@@ -128,8 +145,8 @@ class MemberEditor(QGroupBox):
         try:
             config = validate_member(self.raw(), data)
         except UserError as exc:
-            self.valid, self.error = False, str(exc)
-            self.error_label.setText(f"Refused: {exc}")
+            self.valid, self.error = False, plain_reason(str(exc), self.spec.title)
+            self.error_label.setText(f"Refused: {self.error}")
             self.error_label.show()
             culprit = self._field_named_in(str(exc))
             if culprit is not None:

@@ -48,7 +48,8 @@ def test_learning_rate_of_zero_or_text_is_refused_with_the_reason(qtbot, tiny_np
     configure_tiny_run(window, tiny_npz, members=("dcgan",))
     editor = window.members_page.editors["dcgan"]
 
-    for typed, reason in (("0", "lr must be > 0.0, got '0'"), ("fast", "lr must be a number, got 'fast'")):
+    for typed, reason in (("0", "DCGAN: learning rate must be greater than 0, got '0'"),
+                          ("fast", "DCGAN: learning rate must be a number, got 'fast'")):  # the editor's words
         editor.lr.setText(typed)
         editor.lr.editingFinished.emit()
         assert not editor.valid
@@ -62,7 +63,7 @@ def test_learning_rate_of_zero_or_text_is_refused_with_the_reason(qtbot, tiny_np
     editor.lr.setText("1e-3")
     editor.batch_size.setText("12.5")
     editor.batch_size.editingFinished.emit()
-    assert "batch_size must be an integer" in editor.error_label.text()
+    assert "batch size must be an integer" in editor.error_label.text()
     assert "d9534f" in editor.batch_size.styleSheet() and editor.lr.styleSheet() == ""
 
     editor.batch_size.setText("16")
