@@ -60,13 +60,16 @@ class FolderReport:
     root: str
     loaded: int
     skipped: tuple[SkippedFile, ...]
+    classes_note: str = ""  # why subfolders were not taken as classes, when that looks unintended
 
     def summary(self) -> str:
         noun = "image" if self.loaded == 1 else "images"
         head = f"Loaded {self.loaded} {noun} from {self.root}"
         if not self.skipped:
-            return head + "."
-        return f"{head}; skipped {len(self.skipped)}: {_list_problems(self.skipped, _SUMMARY_MAX_NAMES)}"
+            text = head + "."
+        else:
+            text = f"{head}; skipped {len(self.skipped)}: {_list_problems(self.skipped, _SUMMARY_MAX_NAMES)}"
+        return text + (f"\n{self.classes_note}" if self.classes_note else "")
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,8 @@ def load_image_folder(
         images.resize((len(loaded_parts), size, size, channels), refcheck=False)
 
     labels, class_names = _labels(loaded_parts)
-    report = FolderReport(root=shown_root, loaded=len(loaded_parts), skipped=skipped_t)
+    report = FolderReport(root=shown_root, loaded=len(loaded_parts), skipped=skipped_t,
+                          classes_note=_classes_note(loaded_parts) if labels is None else "")
     paths = tuple(_printable(os.path.join(*parts)) for parts in loaded_parts)
     return FolderImages(images=images, labels=labels, class_names=class_names, report=report, paths=paths)
 
@@ -347,6 +351,18 @@ def _square(image: Image.Image, size: int) -> Image.Image:
 
 # --------------------------------------------------------------------------------------------
 # labels
+
+
+def _classes_note(loaded: list[tuple[str, ...]]) -> str:
+    """Said when >= 2 subfolders hold images but loose ones beside them keep the subfolders from
+    being classes (a stray file would otherwise silently drop every label)."""
+    loose = [parts[0] for parts in loaded if len(parts) < 2]
+    folders = {parts[0] for parts in loaded if len(parts) >= 2}
+    if not loose or len(folders) < 2:
+        return ""
+    noun = "image lies" if len(loose) == 1 else "images lie"
+    return (f"No classes: {len(loose)} {noun} outside the {len(folders)} subfolders (e.g. "
+            f"{_printable(loose[0])}); move them into one to train with the subfolders as classes.")
 
 
 def _labels(loaded: list[tuple[str, ...]]) -> tuple[np.ndarray | None, tuple[str, ...]]:

@@ -466,6 +466,9 @@ def test_no_labels_for_single_subfolder_or_root_images(tmp_path):
     (tmp_path / "root.png").write_bytes(encoded(noise(10, 10), "PNG"))
     mixed = load_image_folder(tmp_path, 8, 3)
     assert mixed.labels is None and mixed.class_names == ()
+    assert single.report.classes_note == ""  # one subfolder: nothing looks lost
+    assert mixed.report.summary().endswith("\nNo classes: 1 image lies outside the 2 subfolders (e.g. root.png); "
+                                           "move them into one to train with the subfolders as classes.")
 
 
 def test_symlinked_folder_is_followed_once(tmp_path):
