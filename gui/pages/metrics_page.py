@@ -83,6 +83,7 @@ class MetricsPage(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setMinimumWidth(120)
         self.progress_label = QLabel("Evaluate the latest checkpoint against held-out images.")
+        self.progress_label.setWordWrap(True)  # "Saved to <a long run path>" must not be cut in a narrow window
         top = QHBoxLayout()
         for widget in (self.n, self.seed, self.evaluate_button, self.cancel_button):
             top.addWidget(widget)
