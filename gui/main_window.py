@@ -315,6 +315,11 @@ class MainWindow(QMainWindow):
         self.training_page.set_state("starting")
         self._update_actions()
 
+    @property
+    def start_pending(self) -> bool:
+        """Start was pressed while the data was being read: training starts once it is."""
+        return self._start_when_data_read is not None
+
     def _data_read(self) -> None:
         steps, self._start_when_data_read = self._start_when_data_read, None
         if steps is not None and self.run_path is None:  # Start was pressed while the data was being read

@@ -67,10 +67,15 @@ class Smoke:
         self.window.tabs.setCurrentWidget(self.window.training_page)
         self.train_started = time.monotonic()
         self.say(f"training {self.args.train_steps} steps per member in the trainer child process")
+        self.window.data_page.sig_error.connect(self.data_failed)
         self.window.start_training(self.args.train_steps)
-        if not bridge.training:
+        if not bridge.training and not self.window.start_pending:  # pending: it starts once the data is read
             self.failures.append("training did not start (see the message above)")
             self.close()
+
+    def data_failed(self, message: str) -> None:
+        self.failures.append(f"the data could not be read: {message}")
+        self.close()
 
     def training_ended(self) -> None:
         seconds = time.monotonic() - self.train_started

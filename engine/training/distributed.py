@@ -65,8 +65,25 @@ def start(world: World, device_preference: str) -> str:
 
 
 def stop() -> None:
-    if dist.is_initialized():
+    """Leave the process group, rank 0 last: the other ranks close their connections first and say so
+    through the job's store, so none is still tearing down gloo when rank 0's side goes away (a rank
+    aborted with "terminate called without an active exception" in about 1 run in 20 under load)."""
+    if not dist.is_initialized():
+        return
+    try:
+        store, rank, size = dist.distributed_c10d._get_default_store(), dist.get_rank(), dist.get_world_size()
+    except (AttributeError, RuntimeError, ValueError):  # no store to hand: plain teardown
         dist.destroy_process_group()
+        return
+    if rank != 0:
+        dist.destroy_process_group()
+        store.set(f"chorus/left/{rank}", "1")
+        return
+    try:
+        store.wait([f"chorus/left/{r}" for r in range(1, size)], timedelta(seconds=60))
+    except (RuntimeError, dist.DistStoreError):  # a rank that never left: do not hang the job on it
+        pass
+    dist.destroy_process_group()
 
 
 def barrier() -> None:
