@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
             self.show_message("Training is running", "Stop training before starting a new run.")
             return
         self.run_path = self.planned_path = self.run_config = None
-        self.has_checkpoint = False
+        self.has_checkpoint, self._start_when_data_read = False, None  # a Start still waiting is dropped
         self._lock(False)
         self.data_page.set_config({"source": "fashion-mnist", "size": 28, "channels": 1, "flip": False})
         self.members_page.set_members([{"kind": kind} for kind in ("dcgan", "vae")])
@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
     def _run_opened(self, snapshot: RunSnapshot) -> None:
         config = snapshot.config
         self.run_path, self.run_config, self.planned_path = snapshot.path, config, None
+        self._start_when_data_read = None  # a new run's Start that waited for its data: not for this run
         self.has_checkpoint = snapshot.checkpoint is not None
         self.data_page.set_config(config["data"])
         self.members_page.set_members(config["members"])
@@ -334,6 +335,7 @@ class MainWindow(QMainWindow):
             self.show_message("Cannot start training", f"the data cannot be used: {message}")
 
     def _new_run_config(self) -> dict[str, Any]:
+        self.data_page.read_now()  # an empty path is refused at once; a path to read defers the start
         if self.data_page.error:
             self.tabs.setCurrentWidget(self.data_page)
             raise UserError(f"the data cannot be used: {self.data_page.error}")

@@ -155,6 +155,11 @@ class DataPage(QWidget):
             self.custom.setChecked(True)
         self._changed()
 
+    def read_now(self) -> None:
+        """Read settings that are waiting out the typing pause now (Start was pressed)."""
+        if self._timer.isActive():
+            self.refresh()
+
     def refresh(self) -> None:
         self._timer.stop()
         raw = self.raw()

@@ -164,3 +164,18 @@ def test_a_run_whose_newest_checkpoint_is_damaged_names_the_older_one_to_use(qtb
     assert str(file) in window.last_message and "is damaged" in window.last_message
     assert f"move {newest.name} out of" in window.last_message and f"to resume from {older}" in window.last_message
     window.close()
+
+
+def test_start_right_after_emptying_the_path_is_refused_not_left_waiting(qtbot, tiny_npz):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    configure_tiny_run(window, tiny_npz)
+    qtbot.waitUntil(lambda: not window.data_page.loading, timeout=LONG)
+    window.data_page.path.clear()
+    qtbot.keyClicks(window.data_page.path, " ")  # typed away: the typing pause has not run out
+    window.start_training()
+    assert not window.start_pending and not window.bridge.training
+    assert window.last_message.startswith("Cannot start training: the data cannot be used: choose a folder")
+    window.close()
