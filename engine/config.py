@@ -53,9 +53,12 @@ def _reject_unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> 
         raise UserError(f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(sorted(allowed))}")
 
 
+FASHION_MNIST = "fashion-mnist"  # the bundled data set's name as a data source
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "fashion-mnist"  # "fashion-mnist", an image folder, or an .npz of uint8 images
+    source: str = FASHION_MNIST  # "fashion-mnist", an image folder, or an .npz of uint8 images
     size: int = 28
     channels: int = 1
     flip: bool = False  # random horizontal flips while training
@@ -65,7 +68,7 @@ class DataConfig:
         _reject_unknown("[data]", raw, {f.name for f in dataclasses.fields(cls)})
         source = str(raw.get("source", cls.source)).strip()
         _check(bool(source), "data source is empty: give 'fashion-mnist', an image folder or an .npz file")
-        if source != "fashion-mnist":  # run.json keeps it absolute: resume works from any directory
+        if source != FASHION_MNIST:  # run.json keeps it absolute: resume works from any directory
             source = str(Path(source).expanduser().absolute())
         size = _number("data size", raw.get("size", cls.size), int, 8, 256)
         channels = _number("data channels", raw.get("channels", cls.channels), int)
@@ -234,7 +237,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     data = raw.get("data")
     source = data.get("source") if isinstance(data, dict) else None
-    if isinstance(source, str) and source.strip() and source.strip() != "fashion-mnist":
+    if isinstance(source, str) and source.strip() and source.strip() != FASHION_MNIST:
         # a relative folder in a config file means next to the file, wherever the command runs
         data["source"] = str(path.parent / Path(source.strip()).expanduser())
     return raw

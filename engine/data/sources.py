@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import DataConfig
+from engine.config import FASHION_MNIST, DataConfig
 from engine.data.memory import check_fits
 from engine.data.preprocess import fingerprint, prepare
 from engine.errors import UserError
-
-FASHION_MNIST = "fashion-mnist"
 
 
 @dataclass(frozen=True)
