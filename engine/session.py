@@ -16,9 +16,9 @@ import torch
 from engine.accel import STEP_GRAPH, FastPaths, compile_available, resolve, step_graph_available
 from engine.config import RunConfig
 from engine.data.dataset import DeviceDataset
-from engine.data.sources import FASHION_MNIST, LoadedData, load_data
+from engine.data.sources import LoadedData, load_data
 from engine.device import choose_device
-from engine.errors import UserError
+from engine.errors import DataNotFound, UserError
 from engine.members.base import Member
 from engine.members.registry import member_class
 from engine.store.checkpoints import CheckpointDamaged, list_checkpoints, load_checkpoint, save_checkpoint
@@ -101,11 +101,11 @@ class Session:
         ``fast``: as for ``create``, instead of the fast paths the run's settings choose."""
         run = RunFolder.open(Path(path))
         torch_device = choose_device(device or run.config.train.device)
-        source = run.config.data.source
-        if with_data and source != FASHION_MNIST and not Path(source).exists():
-            raise UserError(f"run {path} was trained on {source}, which is not there any more "
-                            "(moved or renamed?); put it back there to go on with this run")
-        data = load_data(run.config.data) if with_data else None
+        try:
+            data = load_data(run.config.data) if with_data else None
+        except DataNotFound:
+            raise UserError(f"run {path} was trained on {run.config.data.source}, which is not there any more "
+                            "(moved or renamed?); put it back there to go on with this run") from None
         if data is not None and run.fingerprint and data.fingerprint != run.fingerprint:
             raise UserError(f"the data {run.config.data.source!r} changed since run {path} was made "
                             f"(fingerprint {data.fingerprint} ≠ {run.fingerprint}); start a new run")

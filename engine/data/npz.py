@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import UserError
+from engine.errors import DataNotFound, UserError
 
 
 def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -28,7 +28,7 @@ def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
             label_key = next((k for k in ("labels", "y", "y_train") if k in names), None)
             labels = archive[label_key] if label_key else None
     except FileNotFoundError:
-        raise UserError(f"data file not found: {path}") from None
+        raise DataNotFound(f"data file not found: {path}") from None
     except ValueError as exc:
         if "pickle" in str(exc):  # object arrays: numpy would suggest unpickling, which Chorus never does
             raise UserError(f"{path} holds Python objects, not arrays of numbers; save the images as a "

@@ -9,7 +9,7 @@ import numpy as np
 from engine.config import FASHION_MNIST, DataConfig
 from engine.data.memory import check_fits
 from engine.data.preprocess import fingerprint, prepare
-from engine.errors import UserError
+from engine.errors import DataNotFound, UserError
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def load_data(config: DataConfig, split: str = "train") -> LoadedData:
         report = f"{path}: {len(images)} images" + (f", {len(names)} classes" if names else "")
         return LoadedData(images, labels, names, fingerprint(images, labels), report)
     if not path.exists():
-        raise UserError(f"data not found: {spec} (give 'fashion-mnist', an image folder or an .npz file)")
+        raise DataNotFound(f"data not found: {spec} (give 'fashion-mnist', an image folder or an .npz file)")
     if not path.is_dir():
         raise UserError(f"data {spec} is neither a folder nor an .npz file")
     from engine.data.folder import load_image_folder
