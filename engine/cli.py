@@ -258,13 +258,12 @@ def _train(session, steps: int, quiet: bool) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from engine.sampling import SampleRequest, sample_to_png
 
+    given = {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}  # else SampleRequest's
     if args.from_png is not None:
         if args.member or args.fusion or args.param:
             raise UserError("--from-png repeats the PNG's member or fusion and its parameters; "
                             "leave out --member, --fusion and --param (--n and --seed may change)")
-        request = SampleRequest.from_png(args.from_png, run=args.run)
-        changes = {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}
-        request = dataclasses.replace(request, **changes) if changes else request
+        request = dataclasses.replace(SampleRequest.from_png(args.from_png, run=args.run), **given)
     else:
         if args.run is None:
             raise UserError("sample needs a RUN folder (or --from-png FILE)")
@@ -273,7 +272,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if args.member and args.param:
             raise UserError("--param sets a fusion's parameters; a member takes none (use --fusion NAME)")
         request = SampleRequest(run=args.run, member=args.member, fusion=args.fusion, params=_params(args.param),
-                                n=64 if args.n is None else args.n, seed=args.seed or 0)
+                                **given)
     out = args.out or (args.from_png.with_name(args.from_png.stem + "-again.png") if args.from_png else None)
     if out is None:
         raise UserError("sample needs --out FILE.png")
