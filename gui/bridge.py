@@ -8,8 +8,9 @@ Two kinds of work leave the GUI thread:
   ``multiprocessing.Event`` flags the trainer checks every step: setting one never blocks.
 * **jobs** (data previews, opening a run, sampling and fusing for the gallery, evaluation) run one
   at a time on a ``JobThread`` in this process. A new job of a kind supersedes the pending one of
-  that kind (the gallery only ever needs the latest request), and long jobs poll a cancel flag. What
-  they run, and the payloads they hand back, are in gui/jobs.py.
+  that kind (the gallery only ever needs the latest request; a superseded job's answer, should it
+  still come, is dropped), and long jobs poll a cancel flag. What they run, and the payloads they
+  hand back, are in gui/jobs.py.
 
 Pages import what they need from here and never from ``engine``.
 """
@@ -417,15 +418,13 @@ class EngineBridge(QObject):
 
     @Slot(int, str, object)
     def _job_done(self, job_id: int, kind: str, result: object) -> None:
-        if kind == "data" and not self._jobs.is_latest(kind, job_id):
-            return  # a data preview asked for before the settings changed again
-        getattr(self, self._DONE[kind]).emit(result)
+        if self._jobs.is_latest(kind, job_id):  # a superseded job's answer is about older settings
+            getattr(self, self._DONE[kind]).emit(result)
 
     @Slot(int, str, str)
     def _job_failed(self, job_id: int, kind: str, message: str) -> None:
-        if kind == "data" and not self._jobs.is_latest(kind, job_id):
-            return  # about settings that were changed since: the newer request answers
-        getattr(self, self._FAILED[kind]).emit(message)
+        if self._jobs.is_latest(kind, job_id):  # the newer request of this kind answers instead
+            getattr(self, self._FAILED[kind]).emit(message)
 
     @Slot(int, str)
     def _job_cancelled(self, _job_id: int, kind: str) -> None:
