@@ -89,6 +89,9 @@ class MembersPage(QWidget):
         for kind, spec in self.specs.items():
             if kind not in self.editors:
                 self.kind.addItem(spec.title, kind)
+        # with a placeholder set, a refilled combo selects nothing: it read "every member is added"
+        # while members were left, and Add member added none
+        self.kind.setCurrentIndex(0 if self.kind.count() else -1)
         can_add = self.kind.count() > 0 and not self.read_only
         self.kind.setEnabled(can_add)
         self.add_button.setEnabled(can_add)

@@ -167,3 +167,18 @@ def test_a_slider_gives_the_value_it_shows(qtbot):
     assert strength.value() == 0.4 and strength.readout.text() == "0.40"
     strength.slider.setValue(strength.slider.maximum())
     assert strength.value() == 1.0
+
+
+def test_add_member_offers_a_member_left_and_adds_it(qtbot):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    qtbot.addWidget(window)
+    page = window.members_page
+    assert list(page.editors) == ["dcgan", "vae"]
+    assert page.kind.currentText() == "Diffusion (flow matching)"  # not the "every member is added" placeholder
+    page.add_button.click()
+    page.add_button.click()
+    assert list(page.editors) == ["dcgan", "vae", "diffusion", "judge"]
+    assert page.kind.currentIndex() == -1 and not page.add_button.isEnabled()  # now every member is added
+    window.close()
