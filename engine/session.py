@@ -83,7 +83,9 @@ class Session:
     def create(cls, config: RunConfig, out: Path, device: str | None = None, fast: FastPaths | None = None,
                world: "World | None" = None) -> "Session":
         torch_device = choose_device(device or config.train.device)
-        data = _check_batches(config, load_data(config.data))
+        data = load_data(config.data)
+        config = resolve_data(config, data)
+        data = _check_batches(config, data)
         if world is None or world.is_main:
             run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
         if world is not None:  # the other ranks read the folder rank 0 made
@@ -172,6 +174,16 @@ class Session:
         if name not in self.members:
             raise UserError(f"this run has no member {name!r}; it has: {', '.join(self.members)}")
         return self.members[name]
+
+
+def resolve_data(config: RunConfig, data: LoadedData) -> RunConfig:
+    """The run's config with the size and channels "auto" chose for this data, checked against every
+    member (e.g. the diffusion's size divisible by 4)."""
+    if data.config is None or data.config == config.data:
+        return config
+    for member in config.members:
+        member_class(member.kind).check_data(data.config)
+    return dataclasses.replace(config, data=data.config)
 
 
 def _shard(data: LoadedData, world: "World | None") -> LoadedData:
