@@ -29,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.data.folder_cache import DecodedEntry, FolderCache
 from engine.data.memory import check_fits
-from engine.data.preprocess import auto_size_for, choose_channels, from_rgba
+from engine.data.preprocess import AUTO_SIZES, auto_size_for, choose_channels, from_rgba
 from engine.errors import UserError
 
 __all__ = [
@@ -232,8 +232,8 @@ def auto_size(root: str | os.PathLike) -> tuple[int, str]:
                     sides.append(min(image.size))
         except Exception:  # noqa: BLE001 - a bad file is reported by the load itself
             continue
-    if not sides:
-        raise UserError(f"No readable images found in {shown_root}")
+    if not sides:  # nothing readable: the load that follows says why, file by file
+        return AUTO_SIZES[0], ""
     return auto_size_for(int(np.median(sides)))
 
 
