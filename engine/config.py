@@ -57,6 +57,7 @@ FASHION_MNIST = "fashion-mnist"  # the bundled data set's name as a data source
 FASHION_MNIST_SHAPE = (28, 1)    # its size and channels: what "auto" means for it
 AUTO = "auto"                    # size and channels: follow the pictures (engine/data/sources.py)
 CHANNELS = (1, 3, 4)             # grey, colour, colour + transparency (straight alpha)
+CHANNEL_NAMES = {1: "grey", 3: "colour", 4: "colour + transparency"}
 HOLDOUT = 0.1                    # share of a folder or .npz held out as the evaluation reference
 
 

@@ -29,7 +29,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.config import COMPILE_MODES, OPTIMIZERS, PRECISIONS, Param  # noqa: F401 - re-exported for the pages
+from engine.config import (AUTO, CHANNEL_NAMES, COMPILE_MODES, FASHION_MNIST, HOLDOUT, OPTIMIZERS, PRECISIONS,  # noqa: F401
+                           Param)  # re-exported for the pages
 from engine.errors import UserError
 from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
 from engine.training.child import TrainJob
@@ -305,6 +306,7 @@ class EngineBridge(QObject):
     sig_training_ended = Signal()                     # process and engine thread are gone
     # jobs
     sig_data_preview = Signal(object)                 # DataPreview
+    sig_data_progress = Signal(str, float)            # reading a folder's pictures
     sig_data_failed = Signal(str)
     sig_run_opened = Signal(object)                   # RunSnapshot
     sig_run_failed = Signal(str)
@@ -435,6 +437,8 @@ class EngineBridge(QObject):
     def _job_progress(self, _job_id: int, kind: str, label: str, fraction: float) -> None:
         if kind == "eval":
             self.sig_eval_progress.emit(label, fraction)
+        elif kind == "data" and self._jobs.is_latest(kind, _job_id):
+            self.sig_data_progress.emit(label, fraction)
 
     # -- the end -----------------------------------------------------------------------------------
     def shutdown(self, timeout_s: float = STOP_GRACE_S) -> None:

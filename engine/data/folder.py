@@ -289,12 +289,15 @@ def _decode_all(root: str, candidates: list[tuple[str, ...]], size: int, max_pix
 
     threads = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     if todo:
-        with ThreadPoolExecutor(threads, thread_name_prefix="chorus-decode") if threads > 1 else _Serial() as pool:
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="chorus-decode") if threads > 1 else _Serial()
+        try:
             for index, outcome in zip(todo, pool.map(work, todo)):
                 outcomes[index] = outcome
                 done += 1
                 if progress and (done % 16 == 0 or done == total):
-                    progress(done, total)
+                    progress(done, total)  # may raise to cancel: the files not started are dropped
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     result = [o for o in outcomes if o is not None]
     if cache is not None and todo:
         cache.store([DecodedEntry("/".join(parts), *(stats[i] or (-1, -1)), outcomes[i].reason, outcomes[i].note)
@@ -305,15 +308,13 @@ def _decode_all(root: str, candidates: list[tuple[str, ...]], size: int, max_pix
 class _Serial:
     """A stand-in for a one-thread pool: decodes in the calling thread (tests, one core)."""
 
-    def __enter__(self) -> "_Serial":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
     @staticmethod
     def map(function, items):
         return map(function, items)
+
+    @staticmethod
+    def shutdown(wait: bool, cancel_futures: bool) -> None:
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.config import CHANNEL_NAMES
+
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -14,7 +16,6 @@ def to_nhwc(images: np.ndarray) -> np.ndarray:
     return images[..., None] if images.ndim == 3 else images
 
 
-CHANNEL_NAMES = {1: "grey", 3: "colour", 4: "colour + transparency"}
 TRANSPARENT_SHARE = 0.5   # "auto" keeps alpha when more than this share of the pictures show some
 GREY_SHARE = 0.99         # "auto" trains in grey when at least this share of the pictures are grey
 GREY_SPREAD = 8           # a pixel is grey when its R, G and B lie within this (JPEG chroma noise)
