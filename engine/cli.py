@@ -91,8 +91,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("--judge-steps", type=_int_in(1, 1_000_000), default=1500,
                           help="training steps of the evaluation judge (fixed seed, cached per dataset)")
 
-    bench = sub.add_parser("bench", help="benchmarks: quality, speed or ui; fetch-emoji lays out the emoji set")
-    bench.add_argument("kind", choices=["quality", "speed", "ui", "fetch-emoji"])
+    bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui or photos; fetch-emoji lays out the emoji set")
+    bench.add_argument("kind", choices=["quality", "speed", "ui", "photos", "fetch-emoji"])
+    bench.add_argument("--count", type=_int_in(1, 1_000_000), help="photos: how many 12-megapixel JPEGs (default 1000)")
     bench.add_argument("--data", help="quality: fashion-mnist (default), emoji (after 'bench fetch-emoji') or a "
                                       "folder")
     bench.add_argument("--size", type=_int_or_auto, help="quality: image size (emoji: 32)")
@@ -366,7 +367,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(f"laid out {fetch(args.tarball)}", file=sys.stderr)
         return 0
-    module = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "ui": "gui.bench_ui"}[args.kind]
+    module = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "ui": "gui.bench_ui",
+              "photos": "engine.bench.photos"}[args.kind]
     try:
         bench = importlib.import_module(module)
     except ModuleNotFoundError as exc:

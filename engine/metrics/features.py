@@ -126,6 +126,8 @@ class InceptionFeatures:
         std = torch.tensor([0.229, 0.224, 0.225], device=self.device)[None, :, None, None]
         for part in images.split(64):
             x = (part.to(self.device) + 1) / 2
+            if x.shape[1] == 4:  # straight alpha over white, as a person sees it on a page
+                x = x[:, :3] * x[:, 3:] + (1 - x[:, 3:])
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
             out.append(self.model((x - mean) / std).double().cpu())
