@@ -18,7 +18,7 @@ from engine.data.sources import FASHION_MNIST, LoadedData, load_data
 from engine.errors import UserError
 from engine.fusion.bank import SampleBank
 from engine.fusion.base import FusionContext
-from engine.fusion.registry import fusion as make_fusion
+from engine.fusion.registry import FUSIONS, fusion as make_fusion
 from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, cache_dir,
                                      judge_key, reference_images, reference_judge)
 from engine.metrics.frechet import frechet_distance
@@ -72,18 +72,9 @@ class EvalReport:
 
 
 def default_fusions() -> dict[str, tuple[str, dict[str, Any]]]:
-    """label → (strategy, params). weighted-average gets weights ∝ 1/FD of each member (filled in later)."""
-    return {
-        "average": ("average", {}),
-        "weighted-average": ("weighted-average", {"weights": "inverse-fd"}),
-        "mixture": ("mixture", {"weights": "auto"}),
-        "vote": ("vote", {"k": 4}),
-        "vote-quotas": ("vote", {"k": 4, "quotas": True}),
-        "vote-judge": ("vote", {"k": 4, "voters": {"judge": 1.0}}),
-        "vote-gan-judge": ("vote", {"k": 4, "voters": {"dcgan": 1.0, "judge": 1.0}}),
-        "refine": ("refine", {}),
-        "soup": ("soup", {}),
-    }
+    """label → (strategy, params): each registered strategy's own evaluation plan (``Fusion.plan``).
+    Weights "inverse-fd" are filled in with 1/FD of each member once the members are measured."""
+    return {label: (name, params) for name, cls in FUSIONS.items() for label, params in cls.plan().items()}
 
 
 class Evaluator:
@@ -165,7 +156,7 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
         timed = lambda make: _rate(make, n, seed, bank)  # noqa: E731
         members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed)
         context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
-                                checkpoints=_checkpoints(session), fit_samples=fit_samples)
+                                checkpoints=session.checkpoint_history(), fit_samples=fit_samples)
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
                                                progress, should_stop, timed)
     progress("done", 1.0)
@@ -231,14 +222,6 @@ def _check(should_stop: Callable[[], bool]) -> None:
         raise EvaluationCancelled()
 
 
-def _checkpoints(session) -> list[Path]:
-    """The run's checkpoints up to the one the session holds (so a soup can be made again)."""
-    from engine.store.checkpoints import STEP_DIR, list_checkpoints
-
-    return [p for p in list_checkpoints(session.run.checkpoints)
-            if int(STEP_DIR.match(p.name).group(1)) <= session.step]
-
-
 def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionContext:
     """A fusion context that loads data and the evaluation judge only if a strategy asks for them."""
     made: list[Evaluator] = []
@@ -250,7 +233,7 @@ def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionCo
         return made[0]
 
     return FusionContext(features=lambda images: evaluator().extract(images),
-                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=_checkpoints(session))
+                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=session.checkpoint_history())
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Two kinds of work leave the GUI thread:
 
-* **training** runs in a spawned child process (``engine/training/child.py``). A ``TrainingLink``
+* **training** runs in a spawned child process (``engine/child.py``). A ``TrainingLink``
   QThread (gui/training_link.py) starts it, reads its event queue, batches step logs to at most ``EMIT_HZ`` signals a
   second and ends when the child sends ``ChildDone``. Pause / resume / stop are
   ``multiprocessing.Event`` flags the trainer checks every step: setting one never blocks.
@@ -32,7 +32,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.config import COMPILE_MODES, OPTIMIZERS, PRECISIONS, Param  # noqa: F401 - re-exported for the pages
 from engine.errors import UserError
 from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
-from engine.training.child import TrainJob
+from engine.child import TrainJob
 from gui.training_link import STOP_GRACE_S, TrainingLink, _adopt
 
 from gui.jobs import (GALLERY_N, DataPreview, EvalResult, GalleryResult, RunSnapshot, _data_preview, _evaluate,
@@ -93,17 +93,18 @@ def validate_data(raw: dict[str, Any]) -> dict[str, Any]:
 
 def validate_member(raw: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """The member's settings, normalised; UserError with the reason when a value is refused."""
-    from engine.config import DataConfig, member_from_dict
+    from engine.config import DataConfig
+    from engine.members.registry import member_config
 
-    return member_from_dict(raw, DataConfig.from_dict(data)).to_dict()
+    return member_config(raw, DataConfig.from_dict(data)).to_dict()
 
 
 def validate_run(raw: dict[str, Any]) -> dict[str, Any]:
     """A new run's settings, normalised, or UserError (a judge alone is refused: nothing to see)."""
-    from engine.config import RunConfig
+    from engine.members.registry import require_a_generator, run_config
 
-    config = RunConfig.from_dict(raw)
-    config.require_a_generator()
+    config = run_config(raw)
+    require_a_generator(config)
     return config.to_dict()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.training.child import (ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob,
+from engine.child import (ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob,
                                    run_child)
 from engine.training.events import CheckpointSaved, Finished, MemberFailed, PreviewReady, StepLogged
 try:  # newer engines also say when a save failed

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from engine.config import RunConfig
+from engine.members.registry import run_config
 from engine.evaluation import evaluate
 from engine.metrics.features import JudgeRecipe
 from engine.report import eval_table
@@ -35,7 +36,7 @@ QUICK = Budget(steps=20, n=400, judge_steps=60, fit_samples=200)
 
 
 def bench_config(budget: Budget, device: str) -> RunConfig:
-    return RunConfig.from_dict({
+    return run_config({
         "data": {"source": "fashion-mnist", "size": 28, "channels": 1},
         "members": [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")],
         "train": {"steps": budget.steps, "seed": 0, "device": device, "log_every": 50,

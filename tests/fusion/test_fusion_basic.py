@@ -13,13 +13,13 @@ from engine.session import Session
 def members(tmp_path_factory):
     import numpy as np
 
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from tests.conftest import shapes_dataset, tiny_config_dict
 
     folder = tmp_path_factory.mktemp("fusion")
     images, labels = shapes_dataset()
     np.savez(folder / "d.npz", images=images, labels=labels)
-    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=3))
+    config = run_config(tiny_config_dict(folder / "d.npz", steps=3))
     session = Session.create(config, folder / "run")
     session.train(3)
     return session.members

@@ -20,11 +20,9 @@ def session(tmp_path_factory):
 
 
 def context_of(session):
-    from engine.evaluation import _checkpoints
-
     features = lambda images: images.flatten(1)[:, ::8].double().numpy()  # noqa: E731 - a cheap stand-in space
     reference = session.dataset.batch(200, torch.Generator().manual_seed(0)).images
-    return FusionContext(features=features, fit_reference=features(reference), checkpoints=_checkpoints(session))
+    return FusionContext(features=features, fit_reference=features(reference), checkpoints=session.checkpoint_history())
 
 
 @pytest.mark.parametrize("name,params", [
@@ -108,7 +106,7 @@ def test_mixture_statistics_match_sampled_mixture():
 
 def test_refine_needs_a_diffusion_member_and_soup_two_checkpoints(session):
     without = {k: v for k, v in session.members.items() if k != "diffusion"}
-    with pytest.raises(UserError, match="needs a diffusion member"):
+    with pytest.raises(UserError, match="needs a member that refines images"):
         fusion("refine").fuse(without, 2, torch.Generator(), strength=0.5, steps=2, source="auto")
     with pytest.raises(UserError, match="at least two checkpoints"):
         fusion("soup").fuse(session.members, 2, torch.Generator(), context=FusionContext(), member="vae",
