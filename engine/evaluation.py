@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from engine.config import MIN_EVAL_SAMPLES
 from engine.data.sources import FASHION_MNIST, LoadedData, load_data
 from engine.errors import UserError
 from engine.fusion.bank import SampleBank
@@ -143,8 +144,8 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
              evaluator: Evaluator | None = None, judge_recipe: JudgeRecipe = JudgeRecipe(),
              fit_samples: int = 2000) -> EvalReport:
     """Measure every sampling member and each fusion (default: all of them) on ``n`` samples."""
-    if n < 10:
-        raise UserError(f"--n must be at least 10 to estimate covariances, got {n}")
+    if n < MIN_EVAL_SAMPLES:
+        raise UserError(f"--n must be at least {MIN_EVAL_SAMPLES} to estimate covariances, got {n}")
     progress = progress or (lambda label, fraction: None)
     should_stop = should_stop or (lambda: False)
     data = session.data or load_data(session.config.data)

@@ -1,4 +1,4 @@
-"""`bench quality`: does fusion beat the best single member? (ARCHITECTURE.md, "Measuring quality")
+"""`bench quality`: does fusion beat the best single member? (docs/architecture.md, "Measuring quality")
 
 Fashion-MNIST; every member trains the same number of optimizer steps; the evaluation judge
 (fixed seed, cached) supplies the features; the reference is the 10,000 test images. Prints a

@@ -11,10 +11,10 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from gui.bridge import DataPreview, EngineBridge, UserError, validate_data
+from gui.bridge import DataPreview, EngineBridge
+from gui.catalog import DATA_DEFAULTS, FASHION_MNIST, UserError, validate_data
 from gui.widgets.image_grid import ImageGrid
 
-FASHION_MNIST = "fashion-mnist"
 THUMBNAILS = 48
 PREVIEW_DELAY_MS = 250
 
@@ -51,7 +51,7 @@ class DataPage(QWidget):
 
         self.size = QSpinBox()
         self.size.setRange(8, 256)
-        self.size.setValue(28)
+        self.size.setValue(DATA_DEFAULTS.size)
         self.size.setSuffix(" px")
         self.channels = QComboBox()
         self.channels.addItem("grey (1 channel)", 1)
@@ -119,9 +119,9 @@ class DataPage(QWidget):
         self.bundled.setChecked(source == FASHION_MNIST)
         self.custom.setChecked(source != FASHION_MNIST)
         self.path.setText("" if source == FASHION_MNIST else source)
-        self.size.setValue(int(config.get("size", 28)))
-        self.channels.setCurrentIndex(max(0, self.channels.findData(int(config.get("channels", 1)))))
-        self.flip.setChecked(bool(config.get("flip", False)))
+        self.size.setValue(int(config.get("size", DATA_DEFAULTS.size)))
+        self.channels.setCurrentIndex(max(0, self.channels.findData(int(config.get("channels", DATA_DEFAULTS.channels)))))
+        self.flip.setChecked(bool(config.get("flip", DATA_DEFAULTS.flip)))
         for widget in widgets:
             widget.blockSignals(False)
         if refresh:

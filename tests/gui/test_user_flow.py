@@ -23,7 +23,7 @@ def metrics_steps(run: Path) -> dict[str, list[int]]:
 
 
 def test_choose_data_train_pause_resume_fuse_export_close_and_reopen(qtbot, tiny_npz, tmp_path, monkeypatch):
-    from gui.bridge import read_png_metadata
+    from gui.catalog import read_png_metadata
     from gui.main_window import MainWindow
 
     window = MainWindow()
