@@ -32,7 +32,7 @@ def run() -> int:
         return smoke_main(sys.argv[2:])
     from engine.cli import main as cli_main
 
-    return cli_main(sys.argv[1:])
+    return cli_main(sys.argv[1:], benches={"ui": "gui.bench_ui"})  # the engine's CLI never imports the GUI
 
 
 if __name__ == "__main__":

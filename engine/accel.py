@@ -27,26 +27,31 @@ from dataclasses import dataclass
 
 import torch
 
-# Measured defaults on CUDA, by member kind (docs/performance.md, "CUDA ablation", H100). At these
-# sizes every member is bound by kernel launches: bf16 autocast (extra cast kernels) made each
-# 11–25 % slower and torch.compile's default mode slower still, so both stay off; fused Adam and
-# cudnn.benchmark helped. CUDA graphs (compile "reduce-overhead") made steps 1.3–3.4× faster but
-# cost 3–18 s of compiling first, so "auto" uses them only for runs long enough to win that back:
-# ``graphs_from`` is the measured break-even, in planned steps, rounded up.
-# channels_last: measured on the H100 for the UNet only (it was always on then); off for the others
-# until the ablation's "+ channels_last" column is measured on a GPU.
-AUTO_CUDA = {
-    "dcgan": {"amp": False, "graphs_from": 6000, "channels_last": False, "fused": True},
-    "vae": {"amp": False, "graphs_from": 5100, "channels_last": False, "fused": True},
-    "diffusion": {"amp": False, "graphs_from": 2200, "channels_last": True, "fused": True},
-    "judge": {"amp": False, "graphs_from": 4900, "channels_last": False, "fused": True},
-}
+
+@dataclass(frozen=True)
+class AutoPaths:
+    """What "auto" turns on for one kind of member on one kind of device.
+
+    Each member class declares its own (``Member.fast_defaults``, by device type), measured by
+    ``bench speed --device cuda --ablation`` (docs/performance.md); a member that declares none gets
+    ``DEFAULT_AUTO`` below.
+    """
+
+    amp: bool = False                # bf16 autocast (on a CPU only where bf16 is native)
+    graphs_from: int | None = None   # compile with CUDA graphs for runs of at least this many steps
+    channels_last: bool = False
+    fused: bool = False              # fused optimizer kernels
+
+
+NO_AUTO = AutoPaths()  # MPS, or a device type not measured: nothing
 # On the CPU (docs/performance.md, CPU ablation) channels_last made each member's step faster, the
 # fused optimizer's step was faster than torch's default CPU loop for every member, and bf16 autocast
 # made every member 1.37–1.56× faster on a CPU with native bf16 (``bf16_is_native``; elsewhere fp32).
-AUTO_CPU = {kind: {"amp": True, "graphs_from": None, "channels_last": True, "fused": True}
-            for kind in ("dcgan", "vae", "diffusion", "judge")}
-NO_AUTO = {"amp": False, "graphs_from": None, "channels_last": False, "fused": False}  # MPS, or not measured
+CPU_AUTO = AutoPaths(amp=True, channels_last=True, fused=True)
+# On CUDA (H100) fused Adam helped every member; bf16 autocast (extra cast kernels) and torch.compile's
+# default mode made each slower; CUDA graphs and channels_last are per member (their classes say).
+CUDA_AUTO = AutoPaths(fused=True)
+DEFAULT_AUTO = {"cpu": CPU_AUTO, "cuda": CUDA_AUTO}
 GRAPHS = "reduce-overhead"  # torch.compile's mode that replays CUDA graphs
 STEP_GRAPH = "step-graph"   # the compile setting that captures whole steps instead of compiling
 
@@ -98,28 +103,28 @@ def compile_available(device: torch.device) -> str:
     return ""
 
 
-def resolve(device: torch.device, kind: str, precision: str = "auto", compile: str = "auto",
+def resolve(device: torch.device, auto: AutoPaths, precision: str = "auto", compile: str = "auto",
             steps: int = 0) -> FastPaths:
-    """The fast paths for one member of ``kind`` on ``device`` under the run's settings.
+    """The fast paths for one member on ``device`` under the run's settings; ``auto``: what the
+    member's class declares for this device type (``Member.fast_paths`` looks it up).
 
     ``steps``: the run's planned length, which decides whether compiling pays off under "auto".
     """
     cuda = device.type == "cuda"
-    auto = (AUTO_CUDA if cuda else AUTO_CPU if device.type == "cpu" else {}).get(kind, NO_AUTO)
-    layout = auto["channels_last"]
+    layout = auto.channels_last
     if precision == "auto":
-        amp = torch.bfloat16 if auto["amp"] and bf16_is_native(device) else None
+        amp = torch.bfloat16 if auto.amp and bf16_is_native(device) else None
     else:
         amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if compile == STEP_GRAPH:
-        return FastPaths(amp_dtype=amp, fused_optimizer=auto["fused"], channels_last=layout,
+        return FastPaths(amp_dtype=amp, fused_optimizer=auto.fused, channels_last=layout,
                          step_graph=step_graph_available(device, amp) == "")
     if compile == "auto":
-        wants, mode = auto["graphs_from"] is not None and steps >= auto["graphs_from"], GRAPHS
+        wants, mode = auto.graphs_from is not None and steps >= auto.graphs_from, GRAPHS
     else:
         wants, mode = compile in ("on", "graphs"), GRAPHS if compile == "graphs" else "default"
     wants = wants and not compile_available(device)
-    return FastPaths(amp_dtype=amp, fused_optimizer=auto["fused"], compile=wants, channels_last=layout,
+    return FastPaths(amp_dtype=amp, fused_optimizer=auto.fused, compile=wants, channels_last=layout,
                      compile_mode=mode if cuda and wants else "default")
 
 

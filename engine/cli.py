@@ -10,15 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.config import COMPILE_MODES, PRECISIONS
+from engine.config import (COMPILE_MODES, DEVICES, MAX_SAMPLES, MIN_EVAL_SAMPLES, PRECISIONS, SAMPLE_COUNT,
+                           TrainConfig)
 from engine.errors import UserError
 
 EXIT_FAILED = 1       # the run could not finish as asked (e.g. the final checkpoint could not be written)
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 MAX_STEPS = 10**9
-MAX_SAMPLES = 100_000
 MAX_SEED = 2**63 - 1
+EVAL_SAMPLES = 2000   # evaluate's default --n
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,10 +33,11 @@ def build_parser() -> Parser:
 
     train = sub.add_parser("train", help="start a new run")
     train.add_argument("--data", help="'fashion-mnist', an image folder or an .npz of uint8 images")
-    train.add_argument("--members", help="comma-separated: dcgan,vae,diffusion,judge")
-    train.add_argument("--steps", type=_int, help="optimizer steps per member")
+    train.add_argument("--members", help="comma-separated member kinds (default: every registered kind: "
+                                         "dcgan,vae,diffusion,judge)")
+    train.add_argument("--steps", type=_int, help=f"optimizer steps per member (default {TrainConfig.steps})")
     train.add_argument("--out", required=True, type=Path, help="run folder to create")
-    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--device", choices=DEVICES)
     train.add_argument("--seed", type=_int)
     train.add_argument("--size", type=_int_or_auto, help="image size in pixels (28, 32, 64…) or auto (default: "
                                                        "the pictures' common short side, at most 64)")
@@ -62,7 +64,7 @@ def build_parser() -> Parser:
     resume = sub.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run", type=Path)
     resume.add_argument("--steps", type=_int_in(0, MAX_STEPS), help="total steps to reach (default: the run's own)")
-    resume.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    resume.add_argument("--device", choices=DEVICES)
     resume.add_argument("--quiet", action="store_true")
     resume.add_argument("--distributed", action="store_true", help="as for train: started by torchrun")
 
@@ -72,27 +74,29 @@ def build_parser() -> Parser:
     which.add_argument("--member")
     which.add_argument("--fusion")
     sample.add_argument("--param", action="append", default=[], metavar="K=V", help="fusion parameter")
-    sample.add_argument("--n", type=_int_in(1, MAX_SAMPLES), help="how many images (default 64)")
+    sample.add_argument("--n", type=_int_in(1, MAX_SAMPLES), help=f"how many images (default {SAMPLE_COUNT})")
     sample.add_argument("--seed", type=_int_in(0, MAX_SEED), help="default 0")
     sample.add_argument("--out", type=Path)
-    sample.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    sample.add_argument("--device", choices=DEVICES, default="cpu")
     sample.add_argument("--from-png", type=Path, help="repeat the sampling recorded in an exported PNG "
                                                       "(--n and --seed change it; RUN: the run it was made from)")
 
     evaluate = sub.add_parser("evaluate", help="measure every member and fusion (FD, KID, PRDC)")
     evaluate.add_argument("run", type=Path)
-    evaluate.add_argument("--n", type=_int_in(10, MAX_SAMPLES), default=2000, help="samples per member and fusion")
+    evaluate.add_argument("--n", type=_int_in(MIN_EVAL_SAMPLES, MAX_SAMPLES), default=EVAL_SAMPLES,
+                          help="samples per member and fusion")
     evaluate.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     evaluate.add_argument("--fusions", help="comma-separated strategies (default: all)")
     evaluate.add_argument("--features", choices=["judge", "inception"], default="judge")
     evaluate.add_argument("--inception-weights", type=Path, help="local torchvision inception_v3 weights")
-    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    evaluate.add_argument("--judge-steps", type=_int_in(1, 1_000_000), default=1500,
-                          help="training steps of the evaluation judge (fixed seed, cached per dataset)")
+    evaluate.add_argument("--device", choices=DEVICES)
+    evaluate.add_argument("--judge-steps", type=_int_in(1, 1_000_000),
+                          help="training steps of the evaluation judge (fixed seed, cached per dataset; "
+                               "default: the judge recipe's)")
 
     bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui or photos; fetch-emoji lays out the emoji set")
-    bench.add_argument("kind", choices=["quality", "speed", "ui", "photos", "fetch-emoji"])
+    bench.add_argument("kind", choices=BENCH_KINDS)
     bench.add_argument("--count", type=_int_in(1, 1_000_000), help="photos: how many 12-megapixel JPEGs (default 1000)")
     bench.add_argument("--data", help="quality: fashion-mnist (default), emoji (after 'bench fetch-emoji') or a "
                                       "folder")
@@ -106,7 +110,7 @@ def build_parser() -> Parser:
     bench.add_argument("--repeats", type=int, help="speed: interleaved repeats per variant, medians reported "
                                                   "(default 3; more on a noisy machine)")
     bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
-    bench.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu")
+    bench.add_argument("--device", choices=DEVICES, default="cpu")
     bench.add_argument("--out", type=Path, help="where to write the JSON (default: bench-<kind>.json)")
     return parser
 
@@ -134,9 +138,12 @@ def _int_in(low: int, high: int):
     return parse
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, benches: dict[str, str] | None = None) -> int:
+    """``benches``: bench kind → module, beyond the engine's own (main.py adds the GUI's "ui")."""
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "bench":
+            return cmd_bench(args, {**BENCHES, **(benches or {})})
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"chorus: error: {exc}", file=sys.stderr)
@@ -147,12 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.config import RunConfig, load_config_file
+    from engine.config import load_config_file
+    from engine.members.registry import require_a_generator, run_config
     from engine.session import Session
 
     raw = load_config_file(args.config) if args.config else {}
-    config = RunConfig.from_dict(_overlay(raw, args))
-    config.require_a_generator()
+    config = run_config(_overlay(raw, args))
+    require_a_generator(config)
     with _world(args, config.train.device) as (world, device):
         with _reading(args.quiet or (world is not None and not world.is_main)) as reading:
             session = Session.create(config, args.out, device, world=world, reading=reading)
@@ -225,14 +233,16 @@ def _overlay(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every", "precision", "compile"):
         if getattr(args, key) is not None:
             train[key] = getattr(args, key)
+    from engine.members.registry import MEMBERS
+
     if args.members is not None:
         kinds = [k.strip().lower() for k in args.members.split(",") if k.strip()]
         if not kinds:
-            raise UserError("--members is empty; choose from dcgan, vae, diffusion, judge")
+            raise UserError(f"--members is empty; choose from {', '.join(MEMBERS)}")
         old = _members_by_kind(merged.get("members", []))
         merged["members"] = [old.get(kind, {"kind": kind}) for kind in kinds]
     elif "members" not in merged:
-        merged["members"] = [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")]
+        merged["members"] = [{"kind": k} for k in MEMBERS]
     if args.batch_size is not None:
         merged["members"] = [{**_table(m), "batch_size": args.batch_size} for m in _members_list(merged["members"])]
     return merged
@@ -286,6 +296,7 @@ def _train(session, steps: int, quiet: bool) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from engine.evaluation import lazy_context
     from engine.sampling import SampleRequest, sample_to_png
 
     given = {k: v for k, v in (("n", args.n), ("seed", args.seed)) if v is not None}  # else SampleRequest's
@@ -309,7 +320,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file (the PNG carries its parameters), got {out}")
     try:
-        path = sample_to_png(request, out, args.device)
+        path = sample_to_png(request, out, args.device, context_for=lazy_context)
     except UserError as exc:
         if args.from_png is None:
             raise
@@ -346,20 +357,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         plan = {}
         for label in (f.strip() for f in args.fusions.split(",") if f.strip()):
             plan[label] = known.get(label, (label, {}))
-    quiet = args.json
-    report = evaluate(session, args.n, plan, args.seed, features=args.features,
-                      judge_recipe=JudgeRecipe(steps=args.judge_steps),
-                      inception_weights=args.inception_weights,
-                      progress=None if quiet else (lambda label, f: print(f"  {f:4.0%} {label}", file=sys.stderr)))
+    recipe = JudgeRecipe(steps=args.judge_steps) if args.judge_steps else JudgeRecipe()
+    # progress goes to stderr with or without --json: stdout carries only the report
+    report = evaluate(session, args.n, plan, args.seed, features=args.features, judge_recipe=recipe,
+                      inception_weights=args.inception_weights, progress=StageProgress(sys.stderr))
     document = report.to_json()
-    out = session.run.path / "eval" / f"step-{session.step:07d}-n{args.n}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    session.run.write_eval_report(document)
     print(json.dumps(document) if args.json else eval_table(report))
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+class StageProgress:
+    """Evaluation progress as one stderr line per stage ("  40% vae"); the judge's training, which
+    reports often, is said at most every 10 %."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last: tuple[str, int] | None = None
+
+    def __call__(self, label: str, fraction: float) -> None:
+        tenth = int(fraction * 10)
+        if self.last is not None and self.last[0] == label and self.last[1] == tenth:
+            return
+        self.last = (label, tenth)
+        print(f"  {fraction:4.0%} {label}", file=self.stream, flush=True)
+
+
+# bench kind → module with ``main(args)``. "ui" lives in the GUI, which the engine never imports:
+# main.py adds it (engine.cli.main's ``benches``), so an engine-only install says it is not there.
+BENCHES = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "photos": "engine.bench.photos"}
+BENCH_KINDS = ("quality", "speed", "ui", "photos", "fetch-emoji")
+
+
+def cmd_bench(args: argparse.Namespace, benches: dict[str, str] | None = None) -> int:
     import importlib
 
     if args.kind == "fetch-emoji":
@@ -367,8 +397,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(f"laid out {fetch(args.tarball)}", file=sys.stderr)
         return 0
-    module = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "ui": "gui.bench_ui",
-              "photos": "engine.bench.photos"}[args.kind]
+    module = (benches or BENCHES).get(args.kind)
+    if module is None:
+        raise UserError(f"bench {args.kind} is not available in this build")
     try:
         bench = importlib.import_module(module)
     except ModuleNotFoundError as exc:

@@ -1,7 +1,10 @@
 """Run configuration: frozen dataclasses, validated once at the edge with messages a user can act on.
 
 A config comes from CLI flags, a TOML file or the GUI; whatever the source it passes through
-``RunConfig.from_dict`` so that every value is checked in one place.
+``RunConfig.from_dict`` so that every value is checked in one place. Each member's own parameters
+are checked against what its kind declares; this module knows the kinds only through the
+``MemberKind`` interface, and the member registry (``engine.members.registry.run_config``) supplies
+them, so the config sits below the members (docs/architecture.md, "Layers").
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from engine.errors import UserError
 
@@ -20,6 +23,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")   # engine/accel.py applies them
 COMPILE_MODES = ("auto", "off", "on", "graphs", "step-graph")  # graphs: compile with CUDA graphs;
 # step-graph: no compiling, the whole training step captured as one CUDA graph (engine/training/step_graph.py)
 SIZES_HINT = "8 to 256 pixels (28, 32 and 64 are typical)"
+# Values that the CLI, the sampling code, the trainer and the window share: spelt here only.
+SAMPLE_COUNT = 64         # images one sample call makes unless asked for another number
+MAX_SAMPLES = 100_000     # most images one sample or evaluate call makes
+MIN_EVAL_SAMPLES = 10     # fewest samples an evaluation can estimate covariances from
+PREVIEW_COUNT = 16        # images in a member's fixed-seed preview (the trainer's and the window's)
+PREVIEW_SEED = 20241126   # the previews' seed: the same noise at every preview, so change is the training's
 
 
 def _check(condition: bool, message: str) -> None:
@@ -64,10 +73,16 @@ HOLDOUT = 0.1                    # share of a folder or .npz held out as the eva
 @dataclass(frozen=True)
 class DataConfig:
     source: str = FASHION_MNIST  # "fashion-mnist", an image folder, or an .npz of uint8 images
-    size: int | str = FASHION_MNIST_SHAPE[0]  # pixels, or "auto" (resolved when the data is read)
-    channels: int | str = FASHION_MNIST_SHAPE[1]  # 1, 3, 4 or "auto" (resolved when the data is read)
+    size: int | str = AUTO  # pixels, or "auto": follow the pictures (resolved when the data is read)
+    channels: int | str = AUTO  # 1, 3, 4 or "auto": follow the pictures (resolved when the data is read)
     flip: bool = False  # random horizontal flips while training
     holdout: float = HOLDOUT  # share never trained on, the evaluation's reference (not Fashion-MNIST's)
+
+    def __post_init__(self) -> None:
+        if self.source == FASHION_MNIST:  # the bundled set's "auto" is known without reading it
+            size, channels = FASHION_MNIST_SHAPE
+            object.__setattr__(self, "size", size if self.size == AUTO else self.size)
+            object.__setattr__(self, "channels", channels if self.channels == AUTO else self.channels)
 
     @property
     def resolved(self) -> bool:
@@ -81,14 +96,14 @@ class DataConfig:
         _check(bool(source), "data source is empty: give 'fashion-mnist', an image folder or an .npz file")
         if source != FASHION_MNIST:  # run.json keeps it absolute: resume works from any directory
             source = str(Path(source).expanduser().absolute())
-        size = raw.get("size", AUTO)
+        size = raw.get("size", cls.size)
         if str(size).strip().lower() == AUTO:
-            size = FASHION_MNIST_SHAPE[0] if source == FASHION_MNIST else AUTO
+            size = AUTO
         else:
             size = _number("data size", size, int, 8, 256)
-        channels = raw.get("channels", AUTO)
+        channels = raw.get("channels", cls.channels)
         if str(channels).strip().lower() == AUTO:
-            channels = FASHION_MNIST_SHAPE[1] if source == FASHION_MNIST else AUTO
+            channels = AUTO
         else:
             channels = _number("data channels", channels, int)
             _check(channels in CHANNELS,
@@ -190,6 +205,9 @@ class RunConfig:
                 return member
         raise UserError(f"this run has no member {name!r}; it has: {', '.join(m.name for m in self.members)}")
 
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(member.kind for member in self.members)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "data": dataclasses.asdict(self.data),
@@ -198,7 +216,8 @@ class RunConfig:
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: Mapping[str, Any], kinds: Callable[[str], "MemberKind"]) -> "RunConfig":
+        """``kinds``: member kind name → its class (``engine.members.registry.member_class``)."""
         _check(isinstance(raw, Mapping), "a config must be a table/object at the top level")
         _reject_unknown("the config", raw, {"data", "members", "train"})
         data = DataConfig.from_dict(_table(raw.get("data", {}), "[data]"))
@@ -207,18 +226,11 @@ class RunConfig:
         if isinstance(members_raw, Mapping):  # TOML: [members.dcgan] tables
             members_raw = [{"kind": k, **_table(v, f"[members.{k}]")} for k, v in members_raw.items()]
         _check(isinstance(members_raw, list) and members_raw, "the config needs at least one member")
-        members = tuple(member_from_dict(_table(m, "a member"), data) for m in members_raw)
+        members = tuple(member_from_dict(_table(m, "a member"), data, kinds) for m in members_raw)
         names = [m.name for m in members]
         _check(len(set(names)) == len(names), f"each member may appear once, got {', '.join(names)}")
         return cls(data=data, members=members, train=train)
 
-    def require_a_generator(self) -> None:
-        """A run that an artist starts needs a member that makes images (the benchmarks and tests
-        may train a judge alone)."""
-        from engine.members.registry import member_class
-
-        _check(any(member_class(m.kind).can_sample for m in self.members),
-               "a run needs a member that makes images (dcgan, vae or diffusion): the judge only scores them")
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:
@@ -226,12 +238,20 @@ def _table(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def member_from_dict(raw: Mapping[str, Any], data: DataConfig) -> MemberConfig:
-    """Validate one member's settings against the parameters its kind declares."""
-    from engine.members.registry import member_class  # late: members import torch
+class MemberKind(Protocol):
+    """What the config needs to know of a member kind (engine/members/base.py's Member class)."""
 
+    params: tuple["Param", ...]
+    default_optim: OptimConfig
+    default_batch_size: int
+
+    def check_data(self, data: DataConfig) -> None: ...
+
+
+def member_from_dict(raw: Mapping[str, Any], data: DataConfig, kinds: Callable[[str], MemberKind]) -> MemberConfig:
+    """Validate one member's settings against the parameters its kind declares."""
     kind = str(raw.get("kind", "")).lower()
-    cls = member_class(kind)
+    cls = kinds(kind)
     where = f"[members.{kind}]"
     _reject_unknown(where, raw, {"kind", "optim", "batch_size", "params"})
     optim = OptimConfig.from_dict(_table(raw.get("optim", {}), f"{where} optim"), f"{where} optim",
@@ -277,7 +297,10 @@ class Param:
     help: str = ""
     per_member: bool = False  # a {member: number} table, e.g. fusion weights
     scorers: bool = False  # per_member over the members that score images (vote), not those that sample
-    member_choice: bool = False  # choices are member kinds (and "auto"): a form offers the run's own
+    # choices are the registered member kinds with this capability ("sample", "score", "draft": samples
+    # but does not refine), after any fixed ``choices`` such as "auto"; the fusion fills them in from the
+    # member registry (``Fusion.parameters``) and a form offers the run's own
+    member_choice: str = ""
 
     def validate(self, value: Any, where: str) -> Any:
         label = f"{where} {self.name}"

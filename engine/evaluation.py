@@ -16,11 +16,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from engine.config import MIN_EVAL_SAMPLES
 from engine.data.sources import FASHION_MNIST, LoadedData, load_data
 from engine.errors import UserError
 from engine.fusion.bank import SampleBank
 from engine.fusion.base import FusionContext
-from engine.fusion.registry import fusion as make_fusion
+from engine.fusion.registry import FUSIONS, fusion as make_fusion
 from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, cache_dir,
                                      judge_key, reference_images, reference_judge)
 from engine.metrics.frechet import frechet_distance
@@ -77,18 +78,9 @@ class EvalReport:
 
 
 def default_fusions() -> dict[str, tuple[str, dict[str, Any]]]:
-    """label → (strategy, params). weighted-average gets weights ∝ 1/FD of each member (filled in later)."""
-    return {
-        "average": ("average", {}),
-        "weighted-average": ("weighted-average", {"weights": "inverse-fd"}),
-        "mixture": ("mixture", {"weights": "auto"}),
-        "vote": ("vote", {"k": 4}),
-        "vote-quotas": ("vote", {"k": 4, "quotas": True}),
-        "vote-judge": ("vote", {"k": 4, "voters": {"judge": 1.0}}),
-        "vote-gan-judge": ("vote", {"k": 4, "voters": {"dcgan": 1.0, "judge": 1.0}}),
-        "refine": ("refine", {}),
-        "soup": ("soup", {}),
-    }
+    """label → (strategy, params): each registered strategy's own evaluation plan (``Fusion.plan``).
+    Weights "inverse-fd" are filled in with 1/FD of each member once the members are measured."""
+    return {label: (name, params) for name, cls in FUSIONS.items() for label, params in cls.plan().items()}
 
 
 class Evaluator:
@@ -178,8 +170,8 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
              evaluator: Evaluator | None = None, judge_recipe: JudgeRecipe = JudgeRecipe(),
              fit_samples: int = 2000) -> EvalReport:
     """Measure every sampling member and each fusion (default: all of them) on ``n`` samples."""
-    if n < 10:
-        raise UserError(f"--n must be at least 10 to estimate covariances, got {n}")
+    if n < MIN_EVAL_SAMPLES:
+        raise UserError(f"--n must be at least {MIN_EVAL_SAMPLES} to estimate covariances, got {n}")
     progress = progress or (lambda label, fraction: None)
     should_stop = should_stop or (lambda: False)
     data = session.data or load_data(session.config.data)
@@ -191,7 +183,7 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
         timed = lambda make: _rate(make, n, seed, bank)  # noqa: E731
         members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed)
         context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
-                                checkpoints=_checkpoints(session), fit_samples=fit_samples)
+                                checkpoints=session.checkpoint_history(), fit_samples=fit_samples)
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
                                                progress, should_stop, timed)
     progress("done", 1.0)
@@ -259,14 +251,6 @@ def _check(should_stop: Callable[[], bool]) -> None:
         raise EvaluationCancelled()
 
 
-def _checkpoints(session) -> list[Path]:
-    """The run's checkpoints up to the one the session holds (so a soup can be made again)."""
-    from engine.store.checkpoints import STEP_DIR, list_checkpoints
-
-    return [p for p in list_checkpoints(session.run.checkpoints)
-            if int(STEP_DIR.match(p.name).group(1)) <= session.step]
-
-
 def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionContext:
     """A fusion context that loads data and the evaluation judge only if a strategy asks for them."""
     made: list[Evaluator] = []
@@ -278,7 +262,7 @@ def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionCo
         return made[0]
 
     return FusionContext(features=lambda images: evaluator().extract(images),
-                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=_checkpoints(session))
+                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=session.checkpoint_history())
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

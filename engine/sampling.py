@@ -1,17 +1,28 @@
-"""Sampling a run's member or fusion into a PNG grid that records how to make it again."""
+"""Sampling a run's member or fusion into a PNG grid that records how to make it again.
+
+A strategy that needs more than the members (fitted weights, a soup's checkpoints) gets it from the
+``FusionContext`` the caller passes: ``engine.evaluation.lazy_context`` where the evaluation's
+features may be needed (the CLI, the window), or the run's checkpoints alone by default. So sampling
+and evaluation are siblings that do not import each other (docs/architecture.md, "Layers").
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from engine.config import MAX_SAMPLES, SAMPLE_COUNT
 from engine.errors import UserError
 from engine.store.checkpoints import STEP_DIR
 from engine.store.images import grid, read_png_metadata, save_png, to_nhwc_uint8
 
-MAX_SAMPLES = 100_000
+if TYPE_CHECKING:
+    from engine.fusion.base import FusionContext
+    from engine.session import Session
+
+ContextFor = Callable[["Session"], "FusionContext"]  # a session → the context its fusions may use
 
 
 @dataclass(frozen=True)
@@ -20,7 +31,7 @@ class SampleRequest:
     member: str | None = None
     fusion: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    n: int = 64
+    n: int = SAMPLE_COUNT
     seed: int = 0
     checkpoint: str | None = None   # a step-NNNNNNN folder name; None = the latest
 
@@ -67,23 +78,28 @@ def _recorded_run(recorded: str, png: Path) -> Path:
     return beside if beside.is_dir() else run
 
 
-def sample_images(session, request: SampleRequest) -> tuple[torch.Tensor, tuple[str, ...], dict[str, Any]]:
-    """Images (n, C, H, W) in [-1, 1], their provenance, and the validated parameters."""
+def sample_images(session: "Session", request: SampleRequest,
+                  context: "FusionContext | None" = None) -> tuple[torch.Tensor, tuple[str, ...], dict[str, Any]]:
+    """Images (n, C, H, W) in [-1, 1], their provenance, and the validated parameters.
+
+    ``context``: what a fusion may need beyond the members (default: the run's checkpoints only)."""
+    from engine.fusion.base import FusionContext
+    from engine.fusion.registry import fusion
+
     generator = torch.Generator().manual_seed(request.seed)
     if request.member is not None:
         member = session.member(request.member)
         return member.sample(request.n, generator), (member.name,) * request.n, {}
-    from engine.fusion.registry import fusion
-
-    from engine.evaluation import lazy_context
-
     strategy = fusion(request.fusion)
     params = strategy.validate(request.params)
-    fused = strategy.fuse(session.members, request.n, generator, context=lazy_context(session), **params)
+    context = context or FusionContext(checkpoints=session.checkpoint_history())
+    fused = strategy.fuse(session.members, request.n, generator, context=context, **params)
     return fused.images, fused.provenance, {**params, **fused.settled}
 
 
-def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu") -> Path:
+def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu", context_for: ContextFor | None = None) -> Path:
+    """Sample as ``request`` says and save the grid with its parameters; ``context_for`` makes the
+    fusion context from the opened session (see the module's doc)."""
     from engine.session import Session
 
     if not Path(request.run).is_dir():
@@ -96,6 +112,6 @@ def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu") -> Pat
     session = Session.open(request.run, device, checkpoint=checkpoint, with_data=False)
     if session.checkpoint is None:
         raise UserError(f"run {request.run} has no checkpoint yet; train it first")
-    images, _, params = sample_images(session, request)
+    images, _, params = sample_images(session, request, context_for(session) if context_for else None)
     metadata = request.metadata(session.run.run_id, session.checkpoint.name, params)
     return save_png(Path(out), grid(to_nhwc_uint8(images)), metadata)

@@ -1,7 +1,8 @@
 """The self-test: prove that this build of Chorus works end to end, in seconds, without a window.
 
-``Chorus --self-test`` (frozen) or ``python main.py --self-test`` (source) trains every member a
-few steps on the bundled Fashion-MNIST with tiny sizes, samples, fuses, evaluates, writes and
+``Chorus --self-test`` (frozen) or ``python main.py --self-test`` (source) trains every registered
+member a few steps (with its class's ``tiny_params``) on the bundled Fashion-MNIST at 16 px, samples,
+fuses with every registered strategy the run can use (with its ``quick_params``), evaluates, writes and
 re-reads a checkpoint and an exported PNG, all inside a temporary folder, and prints one line per
 step with its time. Exit status 0 only when every step passed. Nothing is written outside the
 temporary folder: the evaluation cache is pointed there too.
@@ -19,13 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-MEMBERS = ("dcgan", "vae", "diffusion", "judge")
-TINY_PARAMS = {"dcgan": {"width": 8, "latent": 16}, "vae": {"width": 8, "latent": 8},
-               "diffusion": {"width": 8, "sample_steps": 4}, "judge": {}}
+from engine.config import DEVICES  # no torch: the environment step's time includes importing it
+
 SIZE = 16
 SAMPLES = 16
 EVAL_SAMPLES = 64
-FUSIONS = {"average": ("average", {}), "vote": ("vote", {"k": 2})}
 GRAPH_STEPS = 10  # the CUDA graph check: warm-up steps, a capture, replays
 CACHE_ENV = "CHORUS_CACHE_DIR"  # engine.metrics.features.cache_dir() reads it; not imported here, so
                                 # the environment step's time includes importing torch
@@ -40,9 +39,13 @@ class StepResult:
 
 
 def tiny_config(steps: int, device: str) -> dict[str, Any]:
-    """Every member, tiny, on the bundled Fashion-MNIST resized to 16 px."""
-    return {"data": {"source": "fashion-mnist", "size": SIZE, "channels": 1},
-            "members": [{"kind": k, "batch_size": 16, "params": TINY_PARAMS[k]} for k in MEMBERS],
+    """Every registered member, tiny, on the bundled Fashion-MNIST resized to 16 px."""
+    from engine.config import FASHION_MNIST
+    from engine.members.registry import MEMBERS
+
+    return {"data": {"source": FASHION_MNIST, "size": SIZE, "channels": 1},
+            "members": [{"kind": kind, "batch_size": 16, "params": dict(cls.tiny_params)}
+                        for kind, cls in MEMBERS.items()],
             "train": {"steps": steps, "seed": 0, "device": device, "log_every": 1,
                       "checkpoint_every": max(1, steps // 2), "preview_every": 1000}}
 
@@ -110,10 +113,10 @@ class SelfTest:
         return f"{folder} ({len(files)} files)"
 
     def train(self) -> str:
-        from engine.config import RunConfig
+        from engine.members.registry import run_config
         from engine.session import Session
 
-        config = RunConfig.from_dict(tiny_config(self.steps, self.device))
+        config = run_config(tiny_config(self.steps, self.device))
         session = Session.create(config, self.folder / "run")
         finished = session.train(self.steps)
         _require(finished.reason == "done" and not finished.save_error,
@@ -133,16 +136,21 @@ class SelfTest:
             shapes.append(name)
         return f"{SAMPLES} images each from {', '.join(shapes)}, finite, in [-1, 1]"
 
+    def fusions(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Every registered strategy this run's members allow, with its quick parameters."""
+        from engine.fusion.registry import FUSIONS
+
+        kinds = self.session.config.kinds()
+        return {name: (name, dict(cls.quick_params)) for name, cls in FUSIONS.items() if not cls.unavailable(kinds)}
+
     def fuse(self) -> str:
         import torch
 
-        from engine.evaluation import lazy_context
         from engine.fusion.registry import fusion
-        from engine.metrics.features import JudgeRecipe
 
-        context = lazy_context(self.session, JudgeRecipe(steps=20, batch_size=32))
+        context = self.session_context()
         made = []
-        for label, (name, params) in FUSIONS.items():
+        for label, (name, params) in self.fusions().items():
             strategy = fusion(name)
             fused = strategy.fuse(self.session.members, SAMPLES, torch.Generator().manual_seed(2), context=context,
                                   **strategy.validate(params))
@@ -150,6 +158,12 @@ class SelfTest:
             _require(len(fused.provenance) == SAMPLES, f"{label}: {len(fused.provenance)} provenance entries")
             made.append(f"{label} ({len(set(fused.provenance))} sources)")
         return ", ".join(made)
+
+    def session_context(self):
+        from engine.evaluation import lazy_context
+        from engine.metrics.features import JudgeRecipe
+
+        return lazy_context(self.session, JudgeRecipe(steps=20, batch_size=32))
 
     def checkpoint(self) -> str:
         import torch
@@ -172,16 +186,17 @@ class SelfTest:
         import numpy as np
         from PIL import Image
 
+        from engine.evaluation import lazy_context
         from engine.sampling import SampleRequest, sample_images, sample_to_png
         from engine.store.images import grid, read_png_metadata, to_nhwc_uint8
 
         request = SampleRequest(run=self.session.run.path, fusion="average", n=SAMPLES, seed=4)
-        path = sample_to_png(request, self.folder / "export.png", self.device)
+        path = sample_to_png(request, self.folder / "export.png", self.device, context_for=lazy_context)
         meta = read_png_metadata(path)
         _require(meta.get("fusion") == "average" and meta.get("n") == SAMPLES and meta.get("seed") == 4
                  and meta.get("run_id") == self.session.run.run_id, f"PNG parameters {meta}")
         again = SampleRequest.from_png(path)
-        images, _, _ = sample_images(self.session, again)
+        images, _, _ = sample_images(self.session, again, self.session_context())
         with Image.open(path) as picture:
             pixels = np.asarray(picture)
         expected = grid(to_nhwc_uint8(images))[..., 0]
@@ -196,10 +211,11 @@ class SelfTest:
         from engine.evaluation import evaluate
         from engine.metrics.features import JudgeRecipe
 
-        report = evaluate(self.session, EVAL_SAMPLES, dict(FUSIONS), seed=0,
+        fusions = self.fusions()
+        report = evaluate(self.session, EVAL_SAMPLES, fusions, seed=0,
                           judge_recipe=JudgeRecipe(steps=20, batch_size=32), fit_samples=EVAL_SAMPLES)
         rows = {**report.members, **report.fusions}
-        _require(set(report.fusions) == set(FUSIONS), f"fusions measured {sorted(report.fusions)}, "
+        _require(set(report.fusions) == set(fusions), f"fusions measured {sorted(report.fusions)}, "
                                                       f"skipped {report.skipped}")
         for name, row in rows.items():
             values = (row.fd, row.kid, row.precision, row.recall, row.density, row.coverage)
@@ -214,7 +230,7 @@ class SelfTest:
         import math
 
         from engine.accel import FastPaths
-        from engine.config import RunConfig
+        from engine.members.registry import run_config
         from engine.session import Session
         from engine.training.events import MemberFailed, StepLogged
         from engine.training.step_graph import WARMUP_STEPS
@@ -224,7 +240,7 @@ class SelfTest:
             return f"not run: no CUDA graphs on {device}"
         raw = tiny_config(GRAPH_STEPS, str(device))
         raw["members"] = [m for m in raw["members"] if m["kind"] in ("dcgan", "vae")]
-        config = RunConfig.from_dict(raw)
+        config = run_config(raw)
         losses = {}
         for graphs in (False, True):
             fast = FastPaths(fused_optimizer=True, step_graph=graphs)
@@ -287,7 +303,7 @@ def _restore_env(name: str, value: str | None) -> None:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chorus --self-test",
                                      description="Check that this build trains, samples, fuses, evaluates and saves.")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--steps", type=int, default=4, help="training steps per member (at least 2)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)

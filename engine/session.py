@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from engine.accel import STEP_GRAPH, FastPaths, compile_available, resolve, step_graph_available
+from engine.accel import STEP_GRAPH, FastPaths, compile_available, step_graph_available
 from engine.config import RunConfig
 from engine.data.dataset import DeviceDataset
 from engine.data.sources import LoadedData, Progress, load_data
@@ -21,15 +21,16 @@ from engine.device import choose_device
 from engine.errors import DataNotFound, UserError
 from engine.members.base import Member
 from engine.members.registry import member_class
-from engine.store.checkpoints import CheckpointDamaged, list_checkpoints, load_checkpoint, save_checkpoint
+from engine.store.checkpoints import (STEP_DIR, CheckpointDamaged, list_checkpoints, load_checkpoint,
+                                     save_checkpoint)
 from engine.store.run_folder import RunFolder
 from engine.training.control import Control
 from engine.training.events import Finished
+from engine.training.step_graph import StepGraphs
 from engine.training.trainer import Callback, Trainer
 
 if TYPE_CHECKING:
     from engine.training.distributed import World
-    from engine.training.step_graph import Recorder, StepGraph
 
 
 def member_seed(seed: int, name: str) -> int:
@@ -59,16 +60,15 @@ class Session:
         self.members: dict[str, Member] = {}
         for member_config in self.config.members:
             cls = member_class(member_config.kind)
-            paths = fast or resolve(device, member_config.kind, train.precision, train.compile, train.steps)
+            paths = fast or cls.fast_paths(device, train.precision, train.compile, train.steps)
             if world is not None and paths.step_graph:  # the all-reduce between backward and step stays eager
                 paths = dataclasses.replace(paths, step_graph=False)
             self.members[member_config.name] = cls(member_config, (channels, size, size), run.num_classes,
                                                    device, member_seed(train.seed, member_config.name), paths)
         self.notes = _fast_path_notes(self, fast)
         # captured training steps (engine/training/step_graph.py), kept across train() calls; a test
-        # may set graph_recorder to capture without a GPU
-        self.step_graphs: dict[str, "StepGraph | None"] = {}
-        self.graph_recorder: "Recorder | None" = None
+        # may set step_graphs.recorder to capture without a GPU
+        self.step_graphs = StepGraphs()
         if world is not None:
             from engine.training.distributed import attach
 
@@ -153,6 +153,11 @@ class Session:
         self._elapsed_before = float(meta.get("elapsed", 0.0))
         self._started = time.perf_counter()
         self.checkpoint = path
+
+    def checkpoint_history(self) -> list[Path]:
+        """The run's checkpoints up to the one the session holds, oldest first (so a soup can be
+        made again)."""
+        return [p for p in list_checkpoints(self.run.checkpoints) if int(STEP_DIR.match(p.name).group(1)) <= self.step]
 
     def elapsed(self) -> float:
         return self._elapsed_before + time.perf_counter() - self._started

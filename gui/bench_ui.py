@@ -58,7 +58,7 @@ def run_headless(config: dict[str, Any], out: Path) -> float:
                "--log-every", str(config["log_every"]), "--preview-every", str(config["preview_every"]),
                "--checkpoint-every", str(config["checkpoint_every"]), "--quiet"]
     env = {k: v for k, v in os.environ.items() if k != "CHORUS_TRAIN_THREADS"}
-    # The studio's child sets passive OpenMP waits (engine/training/child.py); the baseline gets the
+    # The studio's child sets passive OpenMP waits (engine/child.py); the baseline gets the
     # same, so the ratio measures the window's cost and not the spin policy (which alone made the
     # headless run 2-3x slower on a busy machine).
     env["OMP_WAIT_POLICY"] = OMP_WAIT_POLICY

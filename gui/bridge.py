@@ -2,7 +2,7 @@
 
 Two kinds of work leave the GUI thread:
 
-* **training** runs in a spawned child process (``engine/training/child.py``). A ``TrainingLink``
+* **training** runs in a spawned child process (``engine/child.py``). A ``TrainingLink``
   QThread (gui/training_link.py) starts it, reads its event queue, batches step logs to at most ``EMIT_HZ`` signals a
   second and ends when the child sends ``ChildDone``. Pause / resume / stop are
   ``multiprocessing.Event`` flags the trainer checks every step: setting one never blocks.
@@ -12,273 +12,25 @@ Two kinds of work leave the GUI thread:
   still come, is dropped), and long jobs poll a cancel flag. What they run, and the payloads they
   hand back, are in gui/jobs.py.
 
-Pages import what they need from here and never from ``engine``.
+Pages import the bridge and gui/catalog.py (what controls are built from) and never ``engine``;
+widgets import only the catalog.
 """
 from __future__ import annotations
 
-import itertools
 import os
-import queue as queue_module
-import sys
-import threading
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.config import (AUTO, CHANNEL_NAMES, COMPILE_MODES, FASHION_MNIST, HOLDOUT, OPTIMIZERS, PRECISIONS,  # noqa: F401
-                           Param)  # re-exported for the pages
+from engine.child import TrainJob
 from engine.errors import UserError
-from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
-from engine.training.child import TrainJob
-from gui.training_link import STOP_GRACE_S, TrainingLink, _adopt
+from gui.jobs import (GALLERY_N, DataPreview, EvalResult, GalleryResult, JobThread, RunSnapshot, data_preview,
+                      evaluate_run, gallery, open_run)
+from gui.threads import adopt
+from gui.training_link import STOP_GRACE_S, TrainingLink
 
-from gui.jobs import (GALLERY_N, DataPreview, EvalResult, GalleryResult, RunSnapshot, _data_preview, _evaluate,
-                      _gallery, _open_run)
-
-__all__ = ["UserError", "Param", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "EngineBridge", "member_specs",
-           "fusion_specs", "GALLERY_N", "DataPreview", "EvalResult", "GalleryResult", "RunSnapshot"]
-
-
-# ---------------------------------------------------------------------------------------------
-# catalog and validation: what pages build their controls from
-
-@dataclass(frozen=True)
-class MemberSpec:
-    kind: str
-    title: str
-    params: tuple[Param, ...]
-    optim: dict[str, Any]
-    batch_size: int
-    can_sample: bool
-    can_score: bool
-
-
-@dataclass(frozen=True)
-class FusionSpec:
-    name: str
-    title: str
-    params: tuple[Param, ...]
-    unavailable: Callable[[Sequence[str]], str]  # member kinds → why a run cannot use it ("" if it can)
-
-
-def member_specs() -> dict[str, MemberSpec]:
-    from engine.members.registry import MEMBERS
-
-    specs = {}
-    for kind, cls in MEMBERS.items():
-        optim = cls.default_optim
-        specs[kind] = MemberSpec(kind, cls.title, tuple(cls.params),
-                                 {"name": optim.name, "lr": optim.lr, "betas": list(optim.betas),
-                                  "momentum": optim.momentum, "weight_decay": optim.weight_decay},
-                                 cls.default_batch_size, cls.can_sample, cls.can_score)
-    return specs
-
-
-def fusion_specs() -> dict[str, FusionSpec]:
-    from engine.fusion.registry import FUSIONS
-
-    return {name: FusionSpec(name, cls.title, tuple(cls.params), cls.unavailable) for name, cls in FUSIONS.items()}
-
-
-def validate_data(raw: dict[str, Any]) -> dict[str, Any]:
-    from engine.config import DataConfig
-
-    import dataclasses
-
-    return dataclasses.asdict(DataConfig.from_dict(raw))
-
-
-def validate_member(raw: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """The member's settings, normalised; UserError with the reason when a value is refused."""
-    from engine.config import DataConfig, member_from_dict
-
-    return member_from_dict(raw, DataConfig.from_dict(data)).to_dict()
-
-
-def validate_run(raw: dict[str, Any]) -> dict[str, Any]:
-    """A new run's settings, normalised, or UserError (a judge alone is refused: nothing to see)."""
-    from engine.config import RunConfig
-
-    config = RunConfig.from_dict(raw)
-    config.require_a_generator()
-    return config.to_dict()
-
-
-def validate_fusion(name: str, raw: dict[str, Any]) -> dict[str, Any]:
-    from engine.fusion.registry import fusion
-
-    return fusion(name).validate(raw)
-
-
-def tile(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    return grid(images, columns)
-
-
-def export_png(path: str | Path, image: np.ndarray, metadata: dict[str, Any]) -> Path:
-    from engine.store.images import save_png
-
-    return save_png(Path(path), image, metadata)
-
-
-def read_png_metadata(path: str | Path) -> dict[str, Any]:
-    from engine.store.images import read_png_metadata as read
-
-    return read(Path(path))
-
-
-def is_run_folder(path: str | Path) -> bool:
-    return (Path(path) / "run.json").is_file()
-
-
-class JobCancelled(Exception):
-    pass
-
-
-# ---------------------------------------------------------------------------------------------
-# the job thread: sampling, fusion, evaluation, data previews, opening runs
-
-class _Job:
-    def __init__(self, job_id: int, kind: str, fn: Callable[["JobContext"], Any]):
-        self.id, self.kind, self.fn = job_id, kind, fn
-        self.cancel = threading.Event()
-
-
-class JobContext:
-    """What a job sees: its cancel flag, a progress reporter and the cached sampling sessions."""
-
-    def __init__(self, thread: "JobThread", job: _Job):
-        self._thread, self._job = thread, job
-
-    def should_stop(self) -> bool:
-        return self._job.cancel.is_set() or self._thread.stopping.is_set()
-
-    def check(self) -> None:
-        if self.should_stop():
-            raise JobCancelled()
-
-    def progress(self, label: str, fraction: float) -> None:
-        """Report progress; also the point where a cancelled job stops (engine loops call it often)."""
-        self.check()
-        self._thread.sig_progress.emit(self._job.id, self._job.kind, str(label), float(fraction))
-
-    def session(self, run: str, with_data: bool = False):
-        return self._thread.session(run, with_data)
-
-
-class JobThread(QThread):
-    sig_done = Signal(int, str, object)
-    sig_failed = Signal(int, str, str)
-    sig_cancelled = Signal(int, str)
-    sig_progress = Signal(int, str, str, float)
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self._jobs: queue_module.Queue[_Job | None] = queue_module.Queue()
-        self._lock = threading.Lock()
-        self._latest: dict[str, _Job] = {}
-        self._ids = itertools.count(1)
-        self.stopping = threading.Event()
-        self._sessions: dict[tuple[str, bool], tuple[str | None, Any]] = {}
-
-    def submit(self, kind: str, fn: Callable[[JobContext], Any]) -> int:
-        with self._lock:
-            previous = self._latest.get(kind)
-            if previous is not None:
-                previous.cancel.set()
-            job = _Job(next(self._ids), kind, fn)
-            self._latest[kind] = job
-        self._jobs.put(job)
-        if not self.isRunning():
-            self.start()
-        return job.id
-
-    def is_latest(self, kind: str, job_id: int) -> bool:
-        with self._lock:
-            job = self._latest.get(kind)
-        return job is not None and job.id == job_id
-
-    def cancel(self, kind: str) -> None:
-        with self._lock:
-            job = self._latest.get(kind)
-        if job is not None:
-            job.cancel.set()
-
-    def shutdown(self, timeout_ms: int = 5000) -> bool:
-        self.stopping.set()
-        with self._lock:
-            for job in self._latest.values():
-                job.cancel.set()
-        self._jobs.put(None)
-        if self.isRunning() and not self.wait(timeout_ms):
-            _adopt(self)
-            return False
-        return True
-
-    def run(self) -> None:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the trainer child has the cores; sampling here stays polite
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None or self.stopping.is_set():
-                    return
-                if job.cancel.is_set():
-                    self.sig_cancelled.emit(job.id, job.kind)
-                    continue
-                self._run_one(job)
-        finally:
-            self._sessions.clear()
-            torch.set_num_threads(threads)
-
-    def _run_one(self, job: _Job) -> None:
-        try:
-            result = job.fn(JobContext(self, job))
-        except JobCancelled:
-            self.sig_cancelled.emit(job.id, job.kind)
-        except UserError as exc:
-            self.sig_failed.emit(job.id, job.kind, str(exc))
-        except MemoryError:
-            self.sig_failed.emit(job.id, job.kind, "out of memory: try fewer samples or a smaller image size")
-        except Exception as exc:  # noqa: BLE001 - a failed job is a message, never a dead window
-            if type(exc).__name__ == "EvaluationCancelled":
-                self.sig_cancelled.emit(job.id, job.kind)
-                return
-            traceback.print_exc(file=sys.stderr)
-            self.sig_failed.emit(job.id, job.kind, f"unexpected error: {type(exc).__name__}: {exc}")
-        else:
-            if job.cancel.is_set():
-                self.sig_cancelled.emit(job.id, job.kind)
-            else:
-                self.sig_done.emit(job.id, job.kind, result)
-
-    def session(self, run: str, with_data: bool = False):
-        """A CPU session of ``run`` at its latest checkpoint, reloaded when a newer one appears."""
-        from engine.session import Session
-        from engine.store.run_folder import RunFolder
-
-        key = (str(Path(run).resolve()), with_data)
-        latest = RunFolder.open(Path(run)).latest_checkpoint()
-        if latest is None:
-            raise UserError(f"run {run} has no checkpoint yet: train it first")
-        cached = self._sessions.get(key)
-        if cached is not None and cached[0] == str(latest):
-            return cached[1]
-        for attempt in range(3):  # the trainer may prune the checkpoint we just listed
-            try:
-                session = Session.open(Path(run), "cpu", checkpoint=latest, with_data=with_data)
-                break
-            except UserError:
-                latest = RunFolder.open(Path(run)).latest_checkpoint()
-                if attempt == 2 or latest is None:
-                    raise
-        self._sessions[key] = (str(latest), session)
-        return session
+__all__ = ["EngineBridge", "GALLERY_N", "DataPreview", "EvalResult", "GalleryResult", "RunSnapshot", "TrainingLink"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,20 +147,20 @@ class EngineBridge(QObject):
 
     # -- jobs --------------------------------------------------------------------------------------
     def preview_data(self, raw: dict[str, Any], count: int = 48) -> None:
-        self._jobs.submit("data", lambda ctx: _data_preview(ctx, dict(raw), count))
+        self._jobs.submit("data", lambda ctx: data_preview(ctx, dict(raw), count))
 
     def open_run(self, path: str | Path) -> None:
-        self._jobs.submit("open", lambda ctx: _open_run(ctx, str(path)))
+        self._jobs.submit("open", lambda ctx: open_run(ctx, str(path)))
 
     def request_gallery(self, run: str | Path, seed: int, fusion: str, params: dict[str, Any],
                         n: int = GALLERY_N) -> None:
         cache = self._gallery_cache
-        self._jobs.submit("gallery", lambda ctx: _gallery(ctx, str(run), int(seed), int(n), fusion, dict(params),
+        self._jobs.submit("gallery", lambda ctx: gallery(ctx, str(run), int(seed), int(n), fusion, dict(params),
                                                           cache))
 
     def evaluate(self, run: str | Path, n: int, fusions: dict[str, Any] | None = None, seed: int = 0) -> None:
         steps = self.eval_judge_steps
-        self._jobs.submit("eval", lambda ctx: _evaluate(ctx, str(run), int(n), fusions, int(seed), steps))
+        self._jobs.submit("eval", lambda ctx: evaluate_run(ctx, str(run), int(n), fusions, int(seed), steps))
 
     def cancel_evaluation(self) -> None:
         self._jobs.cancel("eval")
@@ -447,7 +199,7 @@ class EngineBridge(QObject):
         if link is not None:
             link.stop()
             if not link.wait(int(timeout_s * 1000) + 3000):
-                _adopt(link)
+                adopt(link)
             self._link, self.paused = None, False
             self.sig_training_ended.emit()
         self._jobs.shutdown()

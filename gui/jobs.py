@@ -1,23 +1,27 @@
-"""What runs on the bridge's JobThread (data previews, opening a run, the gallery, evaluation) and
-the small, copied payloads it hands back to the pages (numpy and plain Python, never torch)."""
+"""The job thread (data previews, opening a run, sampling and fusing for the gallery, evaluation),
+what runs on it, and the small, copied payloads it hands back to the pages (numpy and plain Python,
+never torch). The bridge (gui/bridge.py) submits jobs and turns their answers into its signals;
+nothing here imports the bridge."""
 from __future__ import annotations
 
+import itertools
 import json
-import os
+import queue as queue_module
+import sys
+import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal
 
+from engine.config import PREVIEW_COUNT, PREVIEW_SEED
 from engine.errors import UserError
-
-if TYPE_CHECKING:
-    from gui.bridge import JobContext
+from gui.threads import adopt
 
 GALLERY_N = 16
-PREVIEW_SEED = 20241126      # the trainer's fixed preview seed (engine/training/trainer.py)
-PREVIEW_COUNT = 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,9 +74,159 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------------------------------
+# the job thread: one job at a time, the latest of each kind
+
+class JobCancelled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# the job thread: sampling, fusion, evaluation, data previews, opening runs
+
+class _Job:
+    def __init__(self, job_id: int, kind: str, fn: Callable[["JobContext"], Any]):
+        self.id, self.kind, self.fn = job_id, kind, fn
+        self.cancel = threading.Event()
+
+
+class JobContext:
+    """What a job sees: its cancel flag, a progress reporter and the cached sampling sessions."""
+
+    def __init__(self, thread: "JobThread", job: _Job):
+        self._thread, self._job = thread, job
+
+    def should_stop(self) -> bool:
+        return self._job.cancel.is_set() or self._thread.stopping.is_set()
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise JobCancelled()
+
+    def progress(self, label: str, fraction: float) -> None:
+        """Report progress; also the point where a cancelled job stops (engine loops call it often)."""
+        self.check()
+        self._thread.sig_progress.emit(self._job.id, self._job.kind, str(label), float(fraction))
+
+    def session(self, run: str, with_data: bool = False):
+        return self._thread.session(run, with_data)
+
+
+class JobThread(QThread):
+    sig_done = Signal(int, str, object)
+    sig_failed = Signal(int, str, str)
+    sig_cancelled = Signal(int, str)
+    sig_progress = Signal(int, str, str, float)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._jobs: queue_module.Queue[_Job | None] = queue_module.Queue()
+        self._lock = threading.Lock()
+        self._latest: dict[str, _Job] = {}
+        self._ids = itertools.count(1)
+        self.stopping = threading.Event()
+        self._sessions: dict[tuple[str, bool], tuple[str | None, Any]] = {}
+
+    def submit(self, kind: str, fn: Callable[[JobContext], Any]) -> int:
+        with self._lock:
+            previous = self._latest.get(kind)
+            if previous is not None:
+                previous.cancel.set()
+            job = _Job(next(self._ids), kind, fn)
+            self._latest[kind] = job
+        self._jobs.put(job)
+        if not self.isRunning():
+            self.start()
+        return job.id
+
+    def is_latest(self, kind: str, job_id: int) -> bool:
+        with self._lock:
+            job = self._latest.get(kind)
+        return job is not None and job.id == job_id
+
+    def cancel(self, kind: str) -> None:
+        with self._lock:
+            job = self._latest.get(kind)
+        if job is not None:
+            job.cancel.set()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        self.stopping.set()
+        with self._lock:
+            for job in self._latest.values():
+                job.cancel.set()
+        self._jobs.put(None)
+        if self.isRunning() and not self.wait(timeout_ms):
+            adopt(self)
+            return False
+        return True
+
+    def run(self) -> None:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the trainer child has the cores; sampling here stays polite
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None or self.stopping.is_set():
+                    return
+                if job.cancel.is_set():
+                    self.sig_cancelled.emit(job.id, job.kind)
+                    continue
+                self._run_one(job)
+        finally:
+            self._sessions.clear()
+            torch.set_num_threads(threads)
+
+    def _run_one(self, job: _Job) -> None:
+        try:
+            result = job.fn(JobContext(self, job))
+        except JobCancelled:
+            self.sig_cancelled.emit(job.id, job.kind)
+        except UserError as exc:
+            self.sig_failed.emit(job.id, job.kind, str(exc))
+        except MemoryError:
+            self.sig_failed.emit(job.id, job.kind, "out of memory: try fewer samples or a smaller image size")
+        except Exception as exc:  # noqa: BLE001 - a failed job is a message, never a dead window
+            if type(exc).__name__ == "EvaluationCancelled":
+                self.sig_cancelled.emit(job.id, job.kind)
+                return
+            traceback.print_exc(file=sys.stderr)
+            self.sig_failed.emit(job.id, job.kind, f"unexpected error: {type(exc).__name__}: {exc}")
+        else:
+            if job.cancel.is_set():
+                self.sig_cancelled.emit(job.id, job.kind)
+            else:
+                self.sig_done.emit(job.id, job.kind, result)
+
+    def session(self, run: str, with_data: bool = False):
+        """A CPU session of ``run`` at its latest checkpoint, reloaded when a newer one appears."""
+        from engine.session import Session
+        from engine.store.run_folder import RunFolder
+
+        key = (str(Path(run).resolve()), with_data)
+        latest = RunFolder.open(Path(run)).latest_checkpoint()
+        if latest is None:
+            raise UserError(f"run {run} has no checkpoint yet: train it first")
+        cached = self._sessions.get(key)
+        if cached is not None and cached[0] == str(latest):
+            return cached[1]
+        for attempt in range(3):  # the trainer may prune the checkpoint we just listed
+            try:
+                session = Session.open(Path(run), "cpu", checkpoint=latest, with_data=with_data)
+                break
+            except UserError:
+                latest = RunFolder.open(Path(run)).latest_checkpoint()
+                if attempt == 2 or latest is None:
+                    raise
+        self._sessions[key] = (str(latest), session)
+        return session
+
+
+# ---------------------------------------------------------------------------------------------
 # job bodies (run on the JobThread)
 
-def _data_preview(ctx: JobContext, raw: dict[str, Any], count: int) -> DataPreview:
+def data_preview(ctx: JobContext, raw: dict[str, Any], count: int) -> DataPreview:
     from engine.config import DataConfig
     from engine.data.sources import load_data
 
@@ -88,7 +242,7 @@ def _data_preview(ctx: JobContext, raw: dict[str, Any], count: int) -> DataPrevi
                        data.report, tuple(data.class_names), heldout, resolved)
 
 
-def _open_run(ctx: JobContext, path: str) -> RunSnapshot:
+def open_run(ctx: JobContext, path: str) -> RunSnapshot:
     from engine.store.run_folder import RunFolder
 
     run = RunFolder.open(Path(path))
@@ -102,7 +256,7 @@ def _open_run(ctx: JobContext, path: str) -> RunSnapshot:
         step, elapsed = session.step, session.elapsed()
         previews = _previews(session)
     return RunSnapshot(str(run.path), run.run_id, run.config.to_dict(), step,
-                       latest.name if latest is not None else None, elapsed, curves, previews, _eval_history(run.path))
+                       latest.name if latest is not None else None, elapsed, curves, previews, run.read_eval_reports())
 
 
 def _curves(records: list[dict[str, Any]]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -130,22 +284,11 @@ def _previews(session) -> dict[str, np.ndarray]:
             for name, member in session.generators().items()}
 
 
-def _eval_history(run: Path) -> list[dict[str, Any]]:
-    reports = []
-    for file in sorted((Path(run) / "eval").glob("*.json")):
-        try:
-            report = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(report, dict) and isinstance(report.get("members"), dict):
-            reports.append(report)
-    return sorted(reports, key=lambda r: r.get("step", 0) if isinstance(r.get("step"), int) else 0)
-
-
-def _gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: dict[str, Any],
+def gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: dict[str, Any],
              cache: dict) -> GalleryResult:
     import torch
 
+    from engine.evaluation import lazy_context
     from engine.sampling import SampleRequest, sample_images
     from engine.store.images import to_nhwc_uint8
 
@@ -161,12 +304,12 @@ def _gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: 
         cache[key] = members
     ctx.check()
     request = SampleRequest(run=Path(run), fusion=fusion, params=dict(params), n=n, seed=seed)
-    images, provenance, used = sample_images(session, request)
+    images, provenance, used = sample_images(session, request, lazy_context(session))
     return GalleryResult(run, session.run.run_id, session.checkpoint.name, session.step, seed, n, fusion,
                          _jsonable(used), to_nhwc_uint8(images), tuple(provenance), dict(members))
 
 
-def _evaluate(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None, seed: int,
+def evaluate_run(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None, seed: int,
               judge_steps: int | None) -> EvalResult:
     try:
         from engine.evaluation import evaluate
@@ -183,15 +326,7 @@ def _evaluate(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None,
     report = evaluate(session, n, fusions=fusions, seed=seed, progress=ctx.progress, should_stop=ctx.should_stop,
                       **options)
     document = report.to_json()
-    folder = RunFolder.open(Path(run)).path / "eval"
-    path = folder / f"step-{report.step:07d}-n{n}.json"  # the CLI's name too
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(".json.tmp")
-        temp.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    path = RunFolder.open(Path(run)).write_eval_report(document)  # as the CLI saves it: atomically
     return EvalResult(run, json.loads(json.dumps(document, default=_json_default)), str(path))
 
 

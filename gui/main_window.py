@@ -2,6 +2,7 @@
 training life cycle. Engine work goes through ``EngineBridge``; this class only wires pages to it."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QTabWidget
 
 from gui import settings
-from gui.bridge import EngineBridge, RunSnapshot, UserError, is_run_folder, member_specs, validate_run
+from gui.bridge import EngineBridge, RunSnapshot
+from gui.catalog import DATA_DEFAULTS, UserError, is_run_folder, member_specs, validate_run
 from gui.pages.data_page import DataPage
 from gui.pages.gallery_page import GalleryPage
-from gui.pages.members_page import MembersPage
+from gui.pages.members_page import DEFAULT_MEMBERS, MembersPage
 from gui.pages.metrics_page import MetricsPage
 from gui.pages.training_page import TrainingPage
 
@@ -199,8 +201,8 @@ class MainWindow(QMainWindow):
         self.run_path = self.planned_path = self.run_config = None
         self.has_checkpoint, self._start_when_data_read = False, None  # a Start still waiting is dropped
         self._lock(False)
-        self.data_page.set_config({"source": "fashion-mnist", "size": 28, "channels": 1, "flip": False})
-        self.members_page.set_members([{"kind": kind} for kind in ("dcgan", "vae")])
+        self.data_page.set_config(dataclasses.asdict(DATA_DEFAULTS))
+        self.members_page.set_members([{"kind": kind} for kind in DEFAULT_MEMBERS])
         self.training_page.set_members([], 0)
         self.training_page.set_state("idle")
         self.training_page.run_label.setText("")

@@ -1,9 +1,9 @@
 """The training link: a QThread that starts the trainer in a spawned child process, reads its event
 queue and turns the events into Qt signals (step logs batched to at most ``EMIT_HZ`` a second).
-Part of the engine bridge (gui/bridge.py), split out so that each file has one job."""
+Part of the engine bridge (gui/bridge.py), split out so that each file has one job; a link that does
+not stop in time is adopted (gui/threads.py)."""
 from __future__ import annotations
 
-import atexit
 import multiprocessing as mp
 import queue as queue_module
 import time
@@ -11,8 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from engine.training.child import (ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob,
-                                   run_child)
+from engine.child import ChildDone, ChildFailed, ChildStarted, Paused, Resumed, TrainJob, run_child
 from engine.training.events import CheckpointSaved, Finished, MemberFailed, PreviewReady, StepLogged
 try:  # newer engines also say when a save failed
     from engine.training.events import SaveFailed
@@ -23,26 +22,6 @@ FAST_PATH_CHANGES = ("compile off", "step graph off")  # MemberFailed actions th
 EMIT_HZ = 30                 # at most this many batches of step logs per second reach the GUI
 IDLE_POLL_S = 0.25           # with nothing pending, check this often that the child is alive
 STOP_GRACE_S = 10.0          # a child that ignores stop this long is killed (its last checkpoint stays)
-
-# ---------------------------------------------------------------------------------------------
-# threads that outlive their window
-
-_ORPHANS: list[QThread] = []
-
-
-def _adopt(thread: QThread) -> None:
-    """Keep a thread that did not stop in time alive until it does: Qt aborts the whole process when
-    a running QThread is destroyed. Cancelled jobs end at their next progress report."""
-    if thread.isRunning() and thread not in _ORPHANS:
-        _ORPHANS.append(thread)
-        thread.finished.connect(lambda t=thread: t in _ORPHANS and _ORPHANS.remove(t))
-
-
-@atexit.register
-def _wait_for_orphans() -> None:
-    for thread in list(_ORPHANS):
-        thread.wait()
-
 
 # ---------------------------------------------------------------------------------------------
 # the training link: child process ↔ Qt signals

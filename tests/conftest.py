@@ -15,12 +15,20 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="chorus-test-cache-")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-TINY_PARAMS = {
-    "dcgan": {"width": 8, "latent": 16},
-    "vae": {"width": 8, "latent": 8},
-    "diffusion": {"width": 8, "sample_steps": 4},
-    "judge": {},
-}
+
+
+def tiny_params(kind: str) -> dict[str, Any]:
+    """The member class's own tiny parameters (16-px images, seconds per test)."""
+    from engine.members.registry import member_class
+
+    return dict(member_class(kind).tiny_params)
+
+
+def registered_kinds() -> tuple[str, ...]:
+    """Every registered member kind (a test that registers a toy member adds it)."""
+    from engine.members.registry import MEMBERS
+
+    return tuple(MEMBERS)
 
 
 def shapes_dataset(n: int = 96, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,10 +55,11 @@ def tiny_npz(tmp_path: Path) -> Path:
     return path
 
 
-def tiny_config_dict(source: Path | str, members=("dcgan", "vae", "diffusion", "judge"), **train: Any) -> dict:
+def tiny_config_dict(source: Path | str, members=None, **train: Any) -> dict:
+    """A run of ``members`` (default: every registered kind) with their tiny parameters."""
     return {
         "data": {"source": str(source), "size": 16, "channels": 1},
-        "members": [{"kind": k, "batch_size": 16, "params": TINY_PARAMS[k]} for k in members],
+        "members": [{"kind": k, "batch_size": 16, "params": tiny_params(k)} for k in members or registered_kinds()],
         "train": {"steps": 40, "seed": 0, "device": "cpu", "log_every": 1, "checkpoint_every": 20,
                   "preview_every": 1000, **train},
     }
@@ -59,21 +68,22 @@ def tiny_config_dict(source: Path | str, members=("dcgan", "vae", "diffusion", "
 @pytest.fixture
 def tiny_config(tiny_npz: Path):
     from engine.config import RunConfig
+    from engine.members.registry import run_config
 
-    def make(members=("dcgan", "vae", "diffusion", "judge"), **train: Any) -> RunConfig:
-        return RunConfig.from_dict(tiny_config_dict(tiny_npz, members, **train))
+    def make(members=None, **train: Any) -> RunConfig:
+        return run_config(tiny_config_dict(tiny_npz, members, **train))
 
     return make
 
 
 def train_tiny_run(folder: Path, steps: int = 6, checkpoint_every: int = 2):
     """A run of every member on the shapes data, trained a few steps with several checkpoints."""
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from engine.session import Session
 
     images, labels = shapes_dataset()
     np.savez(folder / "d.npz", images=images, labels=labels)
-    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=steps, checkpoint_every=checkpoint_every))
+    config = run_config(tiny_config_dict(folder / "d.npz", steps=steps, checkpoint_every=checkpoint_every))
     session = Session.create(config, folder / "run")
     session.train(steps)
     return session

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.cli import main
-from tests.conftest import TINY_PARAMS
+from tests.conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def write_config(tmp_path, members=("dcgan", "vae", "diffusion")):
     for kind in members:
         lines.append(f"[members.{kind}]\nbatch_size = 16")
         lines.append(f"[members.{kind}.params]")
-        lines += [f"{k} = {v}" for k, v in TINY_PARAMS[kind].items()]
+        lines += [f"{k} = {v}" for k, v in tiny_params(kind).items()]
     path = tmp_path / "tiny.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

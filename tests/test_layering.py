@@ -1,7 +1,9 @@
-"""The engine is a library first: importing all of it loads no Qt."""
+"""The layers are a checked fact: importing all of the engine loads no Qt, and pyproject.toml's
+import-linter contracts hold (docs/architecture.md, "Layers")."""
 from __future__ import annotations
 
 import pkgutil
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +22,13 @@ def test_engine_imports_no_qt():
             "print(bad); sys.exit(1 if bad else 0)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts_hold():
+    """`lint-imports` (the test extra installs it): the engine never imports the GUI, engine and GUI
+    layers in their order, no cycles between the parts of either."""
+    command = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert command, "lint-imports is missing: install the test extra (pip install -e '.[test]')"
+    result = subprocess.run([command, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout

@@ -2,33 +2,32 @@
 member, written as a person would in bare PyTorch (data already a float tensor on the device),
 and as a naive DataLoader loop (host tensors, shuffled, copied to the device every step).
 
-``fast`` gives the bare loop the same autocast and fused optimizer as a Chorus member (and it
-runs the member's own networks, compiled if the member's are), to show what the trainer itself
-adds; with the default it is the plain fp32 loop most people write."""
+The bare loop takes each step's losses from the member itself (``Member.losses``, the same code its
+``train_step`` runs), so it cannot drift from the member's model and loss; around them it has only
+what a person would write: zero_grad, backward, step, and the member's EMA update. With the member's
+fast paths (autocast, fused optimizer, compiled networks) it shows what the trainer itself adds;
+with a plain member it is the fp32 loop most people write."""
 from __future__ import annotations
 
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from engine.accel import FastPaths
-from engine.members.base import Member, ema_beta, make_optimizer, update_ema
+from engine.data.dataset import Batch
+from engine.members.base import Member, make_optimizer
 
 StepFn = Callable[[torch.Tensor, torch.Tensor | None], None]
 
 
-def bare_step(member: Member, fast: FastPaths = FastPaths()) -> StepFn:
+def bare_step(member: Member) -> StepFn:
     """One training step of ``member``'s model and loss, without any Chorus machinery."""
-    kind, device = member.kind, member.device
+    fast = member.fast
     optims = {name: make_optimizer(member.config.optim, net.parameters(), fast.fused_optimizer)
               for name, net in member.trained_networks().items()}
-    scaler = torch.amp.GradScaler(device.type) if fast.grad_scaler else None
-    p = member.p
-    amp = lambda: fast.autocast(device)  # noqa: E731
+    scaler = torch.amp.GradScaler(member.device.type) if fast.grad_scaler else None
 
-    def update(name, loss):
+    def update(name: str, loss: torch.Tensor) -> None:
         optims[name].zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -38,60 +37,13 @@ def bare_step(member: Member, fast: FastPaths = FastPaths()) -> StepFn:
             scaler.step(optims[name])
             scaler.update()
 
-    if kind == "dcgan":
-        G, D, ema = member.G, member.D, member.G_ema
-        step_count = [0]
+    def step(real: torch.Tensor, labels: torch.Tensor | None) -> None:
+        for term in member.losses(Batch(real, labels)):
+            update(term.optimizer, term.loss)
+        member.after_step()
+        member.advance()
 
-        def step(real, labels):
-            z = torch.randn(real.shape[0], p["latent"], device=device)
-            with amp():
-                fake = G(z)
-                loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
-            update("D", loss_d)
-            with amp():
-                loss_g = F.softplus(-D(fake)).mean()
-            update("G", loss_g)
-            update_ema(ema, G, ema_beta(step_count[0], p["ema_decay"]))
-            step_count[0] += 1
-        return step
-
-    if kind == "vae":
-        enc, dec = member.encoder, member.decoder
-
-        def step(real, labels):
-            with amp():
-                mu, logvar = enc(real).chunk(2, dim=1)
-                z = mu + torch.exp(0.5 * logvar.clamp(-20, 10)) * torch.randn_like(mu)
-                recon = F.binary_cross_entropy_with_logits(dec(z), (real + 1) / 2, reduction="none").flatten(1).sum(1)
-                kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-                loss = (recon.float() + p["beta"] * kl.float()).mean()
-            update("vae", loss)
-        return step
-
-    if kind == "diffusion":
-        net, ema = member.net, member.ema
-        step_count = [0]
-
-        def step(real, labels):
-            noise = torch.randn_like(real)
-            t = torch.sigmoid(torch.randn(real.shape[0], device=device))
-            xt = (1 - t)[:, None, None, None] * real + t[:, None, None, None] * noise
-            with amp():
-                loss = F.mse_loss(net(xt, t).float(), noise - real)
-            update("unet", loss)
-            update_ema(ema, net, ema_beta(step_count[0], p["ema_decay"]))
-            step_count[0] += 1
-        return step
-
-    if kind == "judge":
-        net = member.net
-
-        def step(real, labels):
-            with amp():
-                loss = F.cross_entropy(net(real), labels)
-            update("judge", loss)
-        return step
-    raise ValueError(f"no bare loop for {kind}")
+    return step
 
 
 def device_batches(images: torch.Tensor, labels: torch.Tensor | None, batch: int) -> Iterator:

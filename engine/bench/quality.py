@@ -1,4 +1,4 @@
-"""`bench quality`: does fusion beat the best single member? (ARCHITECTURE.md, "Measuring quality")
+"""`bench quality`: does fusion beat the best single member? (docs/architecture.md, "Measuring quality")
 
 Fashion-MNIST (the reference: its 10,000 test images, n = 10,000 samples), or ``--data emoji`` (the
 public artist-style folder of engine/bench/emoji.py; 32 px RGBA by default; the reference: its
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from engine.config import FASHION_MNIST, RunConfig
+from engine.members.registry import run_config
 from engine.evaluation import evaluate
 from engine.metrics.features import JudgeRecipe
 from engine.report import eval_table
@@ -59,7 +60,7 @@ def bench_data(args) -> dict:
 
 
 def bench_config(budget: Budget, device: str, data: dict | None = None) -> RunConfig:
-    return RunConfig.from_dict({
+    return run_config({
         "data": data or {"source": FASHION_MNIST, "size": 28, "channels": 1},
         "members": [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")],
         "train": {"steps": budget.steps, "seed": 0, "device": device, "log_every": 50,

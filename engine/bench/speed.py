@@ -18,21 +18,20 @@ import torch
 from engine.accel import GRAPHS, FastPaths
 from engine.bench.launches import loop_per_step, per_step
 from engine.bench.loops import bare_step, dataloader_batches, device_batches
-from engine.config import RunConfig, TrainConfig
+from engine.config import FASHION_MNIST, RunConfig, TrainConfig
+from engine.members.registry import run_config
 from engine.data.dataset import to_signed_float
 from engine.device import choose_device
 from engine.errors import UserError
-from engine.fusion.registry import fusion
+from engine.fusion.registry import FUSIONS, fusion
+from engine.members.registry import MEMBERS
 from engine.report import markdown_table
 from engine.session import Session
 from engine.training.events import MemberFailed
 
-KINDS = ("dcgan", "vae", "diffusion", "judge")
-
-
 def config_for(kinds, steps: int, device: str) -> RunConfig:
-    return RunConfig.from_dict({
-        "data": {"source": "fashion-mnist", "size": 28, "channels": 1},
+    return run_config({
+        "data": {"source": FASHION_MNIST, "size": 28, "channels": 1},
         "members": [{"kind": k} for k in kinds],
         "train": {"steps": steps, "seed": 0, "device": device, "log_every": 10,
                   "checkpoint_every": 10**9, "preview_every": 10**9},
@@ -124,7 +123,7 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
     labels = session.dataset.labels
     bare_data = device_batches(images, labels, batch)
     naive_data = dataloader_batches(images, labels, batch, session.device)
-    plain_step = bare_step(plain)
+    plain_step = bare_step(plain)  # the plain fp32 loop
     timed = {
         "chorus": Timed(lambda n: time_chorus(session, n)),
         "bare": Timed(lambda n: time_loop(plain_step, bare_data, n, batch, session.device)),
@@ -132,7 +131,7 @@ def measure_member(kind: str, steps: int, warmup: int, repeats: int, device: str
     }
     fast_step = plain_step
     if member.fast != FastPaths():  # the bare loop with the trainer's own fast paths, for "adds nothing"
-        fast_step = bare_step(member, member.fast)
+        fast_step = bare_step(member)
         timed["bare_same_paths"] = Timed(lambda n: time_loop(fast_step, bare_data, n, batch, session.device))
     if ablation:
         for label, paths, benchmark in ABLATION:
@@ -179,13 +178,18 @@ def count_operations(session: Session, bare: Callable[[], None], steps: int = 10
 
 
 def measure_sampling(device: str, folder: Path, n: int, repeats: int) -> dict:
-    session = Session.create(config_for(KINDS, 1, device), folder / "sampling")
+    """Every registered member, and every strategy with the first row of its evaluation plan, or its
+    quick parameters where that row needs more than one checkpoint's members (fitted weights, 1/FD
+    weights); a strategy that needs more still (a soup's several checkpoints) is left out."""
+    session = Session.create(config_for(list(MEMBERS), 1, device), folder / "sampling")
     session.train(1)
     rates = {}
     jobs = {f"member {name}": (lambda g, m=m: m.sample(n, g)) for name, m in session.generators().items()}
-    for name, params in (("average", {}), ("mixture", {}), ("vote", {"k": 4}), ("refine", {})):
+    for name, cls in FUSIONS.items():
         strategy = fusion(name)
-        values = strategy.validate(params)
+        values = _runnable(strategy, session, [next(iter(cls.plan().values())), dict(cls.quick_params)])
+        if values is None:
+            continue
         jobs[f"fusion {name}"] = lambda g, s=strategy, v=values: s.fuse(session.members, n, g, **v)
     for label, job in jobs.items():
         seconds = []
@@ -197,6 +201,18 @@ def measure_sampling(device: str, folder: Path, n: int, repeats: int) -> dict:
             seconds.append(time.perf_counter() - started)
         rates[label] = {"seconds_for_n": statistics.median(seconds), "images_per_s": n / statistics.median(seconds)}
     return rates
+
+
+def _runnable(strategy, session: Session, choices: list[dict]) -> dict | None:
+    """The first parameters in ``choices`` that the strategy can fuse this session with, validated."""
+    for params in choices:
+        try:
+            values = strategy.validate(params)
+            strategy.fuse(session.members, 1, torch.Generator(), **values)
+            return values
+        except UserError:
+            continue
+    return None
 
 
 def main(args) -> int:
@@ -217,7 +233,7 @@ def main(args) -> int:
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="chorus-bench-") as tmp:
         members = {}
-        for kind in KINDS:
+        for kind in MEMBERS:
             print(f"  timing {kind}…", file=sys.stderr)
             members[kind] = measure_member(kind, steps, warmup, repeats, str(device), Path(tmp),
                                            ablation=ablation, min_repeat_s=min_repeat_s)

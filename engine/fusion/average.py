@@ -33,6 +33,7 @@ class WeightedAverage(Fusion):
     name = "weighted-average"
     title = "Weighted pixel average"
     params = (Param("weights", None, 0.0, 100.0, per_member=True, help="weight per member, e.g. dcgan:2,vae:1"),)
+    evaluation_plan = {"weighted-average": {"weights": "inverse-fd"}}  # weights ∝ 1/FD of each member
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:

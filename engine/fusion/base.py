@@ -1,6 +1,7 @@
 """The Fusion interface: combine members into one batch of images, saying who made each one."""
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -11,6 +12,7 @@ import torch
 from engine.config import Param
 from engine.errors import UserError
 from engine.members.base import Member
+from engine.members.registry import kinds_that
 
 
 @dataclass(frozen=True)
@@ -54,24 +56,44 @@ class FusionContext:
 
 
 class Fusion(ABC):
+    """A strategy. A new one is one file in engine/fusion/ and one entry in registry.FUSIONS: the CLI,
+    the gallery's controls, the evaluation plan, the self-test and the benchmarks all ask the class."""
+
     name: ClassVar[str]
     title: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
+    # label → parameters of the rows `evaluate` measures by default (None: one row, its defaults);
+    # "inverse-fd" as weights means 1/FD of each member, filled in by the evaluation
+    evaluation_plan: ClassVar[Mapping[str, Mapping[str, Any]] | None] = None
+    # parameters for quick checks (self-test, bench speed): small, and needing nothing a run may lack
+    quick_params: ClassVar[Mapping[str, Any]] = {}
 
     @classmethod
     def unavailable(cls, kinds: Sequence[str]) -> str:
         """Why a run with these member kinds cannot use this strategy ("" when it can)."""
         return ""
 
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """The declared parameters, with member choices filled in from the member registry."""
+        return tuple(dataclasses.replace(p, choices=(*(p.choices or ()), *kinds_that(p.member_choice)))
+                     if p.member_choice else p for p in cls.params)
+
+    @classmethod
+    def plan(cls) -> dict[str, dict[str, Any]]:
+        """label → parameters: the rows `evaluate` measures for this strategy by default."""
+        plan = cls.evaluation_plan if cls.evaluation_plan is not None else {cls.name: {}}
+        return {label: dict(params) for label, params in plan.items()}
+
     def validate(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Fill defaults and range-check user parameters (strings from the CLI are converted)."""
-        known = {p.name: p for p in self.params}
+        known = {p.name: p for p in self.parameters()}
         unknown = sorted(set(raw) - set(known))
         if unknown:
             allowed = ", ".join(known) or "none"
             raise UserError(f"fusion {self.name!r} has no parameter {unknown[0]!r} (it takes: {allowed})")
         return {p.name: p.validate(_from_text(raw.get(p.name, p.default), p), f"fusion {self.name}")
-                for p in self.params}
+                for p in known.values()}
 
     @abstractmethod
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,

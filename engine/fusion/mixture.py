@@ -27,6 +27,7 @@ class Mixture(Fusion):
     title = "Mixture of members"
     params = (Param("weights", None, 0.0, 100.0, choices=("auto",), per_member=True,
                     help="probability weight per member, or 'auto' to fit them on held-out training images"),)
+    evaluation_plan = {"mixture": {"weights": "auto"}}
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:

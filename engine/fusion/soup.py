@@ -19,8 +19,7 @@ class Soup(Fusion):
     name = "soup"
     title = "Weight soup"
     params = (
-        Param("member", "vae", choices=("dcgan", "vae", "diffusion"), member_choice=True,
-              help="whose weights are averaged"),
+        Param("member", "vae", member_choice="sample", help="whose weights are averaged"),
         Param("checkpoints", 3, 2, 20, help="how many of the latest checkpoints to average"),
     )
 

@@ -13,6 +13,7 @@ from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
 from engine.members.base import Member
+from engine.members.registry import kinds_text, member_class
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -37,13 +38,18 @@ class Vote(Fusion):
         Param("voters", None, 0.0, 100.0, per_member=True, scorers=True,
               help="weight of each member's vote (members without a realism score cannot vote)"),
     )
+    evaluation_plan = {
+        "vote": {"k": 4},
+        "vote-quotas": {"k": 4, "quotas": True},
+        "vote-judge": {"k": 4, "voters": {"judge": 1.0}},
+        "vote-gan-judge": {"k": 4, "voters": {"dcgan": 1.0, "judge": 1.0}},
+    }
+    quick_params = {"k": 2}
 
     @classmethod
     def unavailable(cls, kinds: Sequence[str]) -> str:
-        from engine.members.registry import member_class
-
         scorers = any(member_class(k).can_score for k in kinds)
-        return "" if scorers else "needs a member that scores images (dcgan, vae or judge)"
+        return "" if scorers else f"needs a member that scores images ({kinds_text('score')})"
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:
@@ -77,12 +83,12 @@ class Vote(Fusion):
             scores = member.score(images)
             if scores is None:
                 if voters is not None:  # asked by name to vote
-                    raise UserError(f"{name} cannot vote: it has no realism score (dcgan, vae and judge have one)")
+                    raise UserError(f"{name} cannot vote: it has no realism score ({kinds_text('score')} has one)")
                 continue
             total += weight * percentile_ranks(scores)
             weight_sum += weight
         if weight_sum == 0:
-            raise UserError("vote needs at least one voting member with a realism score (dcgan, vae or judge)")
+            raise UserError(f"vote needs at least one voting member with a realism score ({kinds_text('score')})")
         return total / weight_sum
 
     @staticmethod

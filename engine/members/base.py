@@ -1,26 +1,40 @@
 """The Member interface: one trainable model with its optimizers, RNG and step count.
 
-Members know nothing of the GUI, the run folder or each other. ``train_step`` returns its losses
-as 0-d tensors so that the trainer decides when to synchronise with the device (fetching a float
-every step would stall a GPU); everything else follows ARCHITECTURE.md.
+Members know nothing of the GUI, the run folder or each other. A member class says everything the
+rest of Chorus needs to know about its kind: its parameters, capabilities (``can_sample``,
+``can_score``, ``can_refine``), fast-path defaults, tiny test parameters, and its loss
+(``losses``), which both ``train_step`` and the speed bench's bare loop run. ``train_step`` returns
+its losses as 0-d tensors so that the trainer decides when to synchronise with the device (fetching
+a float every step would stall a GPU). docs/architecture.md describes the interface.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import torch
 from torch import nn
 
-from engine.accel import FastPaths
+from engine.accel import DEFAULT_AUTO, NO_AUTO, AutoPaths, FastPaths, resolve
 from engine.config import DataConfig, MemberConfig, OptimConfig, Param
 from engine.data.dataset import Batch, DeviceDataset
 from engine.errors import UserError
 
 
 NOISE_BLOCK = 64
+
+
+@dataclass
+class Loss:
+    """One term of a training step: ``loss`` is minimised by optimizer ``optimizer`` (a key of
+    ``trained_networks``) before the next term is computed; ``logged`` are the values to report."""
+
+    optimizer: str
+    loss: torch.Tensor
+    logged: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Member(ABC):
@@ -30,7 +44,12 @@ class Member(ABC):
     default_optim: ClassVar[OptimConfig] = OptimConfig()
     default_batch_size: ClassVar[int] = 64
     can_sample: ClassVar[bool] = True
-    can_score: ClassVar[bool] = False  # ``score`` gives a realism per image (it can vote)
+    can_score: ClassVar[bool] = False   # ``score`` gives a realism per image (it can vote)
+    can_refine: ClassVar[bool] = False  # ``refine`` denoises other members' images (the refine fusion)
+    # the smallest sensible parameters (16-px images, a few steps): the self-test and the test fixtures
+    tiny_params: ClassVar[Mapping[str, Any]] = {}
+    # what fast paths "auto" turns on, by device type (engine/accel.py; measured in docs/performance.md)
+    fast_defaults: ClassVar[Mapping[str, AutoPaths]] = DEFAULT_AUTO
 
     def __init__(self, config: MemberConfig, image_shape: tuple[int, int, int], num_classes: int,
                  device: torch.device, seed: int, fast: FastPaths | None = None):
@@ -75,6 +94,12 @@ class Member(ABC):
     def capturable(self) -> bool:
         """Optimizers keep their step counts on the GPU, so a CUDA graph can replay them."""
         return self.fast.step_graph and self.device.type == "cuda"
+
+    @classmethod
+    def fast_paths(cls, device: torch.device, precision: str = "auto", compile: str = "auto",
+                   steps: int = 0) -> FastPaths:
+        """The fast paths a member of this kind trains with on ``device`` under the run's settings."""
+        return resolve(device, cls.fast_defaults.get(device.type, NO_AUTO), precision, compile, steps)
 
     @classmethod
     def check_data(cls, data: DataConfig) -> None:
@@ -147,17 +172,35 @@ class Member(ABC):
         return torch.clamp((1.0 + count) / (10.0 + count), max=decay)
 
     @abstractmethod
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One optimizer step on ``batch``; returns detached 0-d loss tensors.
+    def losses(self, batch: Batch) -> Iterator[Loss]:
+        """The training step's loss terms, in order, each stepped by its optimizer before the next
+        is computed (a GAN's D, then its G). Forward passes run under ``self.autocast()``.
 
-        Ends with ``self.advance()``. It may be captured once and replayed as a CUDA graph
-        (engine/training/step_graph.py): random draws use ``self.generator``, and nothing that
-        changes from step to step may be read on the host (use ``ema_beta``, not ``self.step``).
+        It may be captured once and replayed as a CUDA graph (engine/training/step_graph.py): random
+        draws use ``self.generator``, and nothing that changes from step to step may be read on the
+        host (use ``ema_beta``, not ``self.step``).
         """
+
+    def after_step(self) -> None:
+        """After every optimizer stepped: update EMA copies (``update_ema``); nothing by default."""
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One optimizer step on ``batch``; returns detached 0-d loss tensors."""
+        logged: dict[str, torch.Tensor] = {}
+        for term in self.losses(batch):
+            self.optimize(term.optimizer, term.loss)
+            logged.update(term.logged)
+        self.after_step()
+        self.advance()
+        return {key: value.detach() for key, value in logged.items()}
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` images in [-1, 1], (n, C, H, W), on the device; same generator state → same images."""
         raise UserError(f"member {self.name!r} is not a generator and cannot sample images")
+
+    def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+        """``images`` partly noised (``strength`` in (0, 1]) and denoised in ``steps`` steps (``can_refine``)."""
+        raise UserError(f"member {self.name!r} cannot refine images")
 
     def score(self, images: torch.Tensor) -> torch.Tensor | None:
         """Per-image realism, higher is more realistic; None when the member has no such notion."""

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import copy
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
-from engine.members.base import Member, in_chunks, update_ema
+from engine.members.base import Loss, Member, in_chunks, update_ema
 from engine.members.nets import Decoder, Encoder
 
 
@@ -23,6 +25,10 @@ class DCGAN(Member):
         Param("ema_decay", 0.999, 0.0, 0.99999, help="EMA of G used for sampling"),
     )
     default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
+    tiny_params = {"width": 8, "latent": 16}
+    # CUDA graphs (compile "reduce-overhead") made its steps faster on the H100 but cost seconds of
+    # compiling first: "auto" uses them from the measured break-even on (docs/performance.md)
+    fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=6000)}
 
     def build(self) -> None:
         channels, size, _ = self.image_shape
@@ -37,21 +43,20 @@ class DCGAN(Member):
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch) -> Iterator[Loss]:
         real = batch.images
         z = torch.randn(real.shape[0], self.p["latent"], generator=self.generator, device=self.device)
         with self.autocast():
             fake = self.G(z)
             loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake.detach())).mean()
-        self.optimize("D", loss_d)
+        yield Loss("D", loss_d, {"loss_d": loss_d})
 
         with self.autocast():
-            loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss
-        self.optimize("G", loss_g)
+            loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss, against the stepped D
+        yield Loss("G", loss_g, {"loss_g": loss_g})
 
+    def after_step(self) -> None:
         update_ema(self.G_ema, self.G, self.ema_beta(self.p["ema_decay"]))
-        self.advance()
-        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

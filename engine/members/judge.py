@@ -6,13 +6,16 @@ penultimate layer supplies the features for evaluation and its confidence a real
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig
 from engine.data.dataset import Batch
-from engine.members.base import Member, in_chunks
+from engine.members.base import Loss, Member, in_chunks
 
 ROTATIONS = 4
 
@@ -38,6 +41,7 @@ class Judge(Member):
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     can_sample = False
     can_score = True
+    fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=4900)}  # docs/performance.md
 
     @property
     def uses_labels(self) -> bool:
@@ -57,15 +61,12 @@ class Judge(Member):
         turns = torch.stack([torch.rot90(batch.images, r, dims=(2, 3)) for r in range(ROTATIONS)])
         return turns[k, torch.arange(len(k), device=self.device)], k
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch) -> Iterator[Loss]:
         images, targets = self._task(batch)
         with self.autocast():
             logits = self.net(images)
             loss = F.cross_entropy(logits, targets)
-        self.optimize("judge", loss)
-        self.advance()
-        accuracy = (logits.argmax(1) == targets).float().mean()
-        return {"loss": loss.detach(), "accuracy": accuracy.detach()}
+        yield Loss("judge", loss, {"loss": loss, "accuracy": (logits.argmax(1) == targets).float().mean()})
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,16 @@
 """Convolutional VAE: Gaussian latent, Bernoulli-style pixel likelihood, β-weighted KL."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
-from engine.members.base import Member, in_chunks
+from engine.members.base import Loss, Member, in_chunks
 from engine.members.nets import Decoder, Encoder
 
 
@@ -21,6 +24,8 @@ class VAE(Member):
         Param("beta", 1.0, 0.0, 100.0, help="weight of the KL term (β-VAE)"),
     )
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
+    tiny_params = {"width": 8, "latent": 8}
+    fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=5100)}  # docs/performance.md
 
     def build(self) -> None:
         channels, size, _ = self.image_shape
@@ -48,15 +53,13 @@ class VAE(Member):
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
         return recon, kl
 
-    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Batch) -> Iterator[Loss]:
         images = batch.images
         eps = torch.randn(images.shape[0], self.p["latent"], generator=self.generator, device=self.device)
         with self.autocast():
             recon, kl = self._terms(images, eps)
             loss = (recon.float() + self.p["beta"] * kl.float()).mean()
-        self.optimize("vae", loss)
-        self.advance()
-        return {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": kl.mean().detach()}
+        yield Loss("vae", loss, {"loss": loss, "recon": recon.mean(), "kl": kl.mean()})
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

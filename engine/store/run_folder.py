@@ -1,4 +1,4 @@
-"""A run folder: run.json, metrics.jsonl, checkpoints/, samples/, eval/ (see ARCHITECTURE.md)."""
+"""A run folder: run.json, metrics.jsonl, checkpoints/, samples/, eval/ (docs/architecture.md, "Run folder")."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from engine import __version__
 from engine.config import SCHEMA_VERSION, RunConfig
+from engine.members.registry import run_config
 from engine.errors import UserError
 from engine.store.checkpoints import list_checkpoints
 
@@ -34,6 +35,39 @@ class RunFolder:
     @property
     def samples(self) -> Path:
         return self.path / "samples"
+
+    @property
+    def evals(self) -> Path:
+        return self.path / "eval"
+
+    def write_eval_report(self, report: Mapping[str, Any]) -> Path:
+        """Save an evaluation report (``EvalReport.to_json()``) as ``eval/step-NNNNNNN-nN.json``,
+        atomically: a reader (the window's metrics page, a script) never sees half a file. The CLI and
+        the window both save through here."""
+        path = self.evals / f"step-{int(report['step']):07d}-n{int(report['n'])}.json"
+        temp = path.with_suffix(".json.tmp")
+        try:
+            self.evals.mkdir(parents=True, exist_ok=True)
+            with temp.open("w", encoding="utf-8") as handle:
+                handle.write(json.dumps(report, indent=1, default=_json_default))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except OSError as exc:
+            raise UserError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+        return path
+
+    def read_eval_reports(self) -> list[dict[str, Any]]:
+        """Every readable evaluation report, oldest step first (a damaged one is skipped)."""
+        reports = []
+        for file in sorted(self.evals.glob("*.json")):
+            try:
+                report = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(report, dict) and isinstance(report.get("members"), dict):
+                reports.append(report)
+        return sorted(reports, key=lambda r: r.get("step", 0) if isinstance(r.get("step"), int) else 0)
 
     def latest_checkpoint(self) -> Path | None:
         found = list_checkpoints(self.checkpoints)
@@ -95,7 +129,7 @@ class RunFolder:
         if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and "holdout" not in raw["data"]:
             raw["data"]["holdout"] = 0.0  # made before folders held images out: it trained on all of them
         try:
-            config = RunConfig.from_dict(raw)
+            config = run_config(raw)
         except UserError as exc:
             raise UserError(f"{file} holds a config this Chorus cannot use: {exc}") from None
         if not config.data.resolved:
@@ -145,6 +179,15 @@ class RunFolder:
             if isinstance(record, dict):
                 records.append(record)
         return records
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars as numbers, paths as text; anything else by its repr (a report never fails to save)."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
 
 
 def _record(line: str) -> tuple[str, int] | None:

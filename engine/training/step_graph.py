@@ -120,3 +120,31 @@ class StepGraph:
             member.step = step  # capturing ran the Python of a step, not the step
         self._replay, self._losses, self._keys = replay, losses, tuple(keys)
         self.captures += 1
+
+
+class StepGraphs(dict):
+    """The session's captured steps by member name (None: a member that trains eagerly), kept
+    across ``Session.train`` calls; ``recorder`` captures them (a test may set one without a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorder: Recorder | None = None
+
+    def for_member(self, member: Member, dataset: DeviceDataset) -> StepGraph | None:
+        """The member's captured step, made on first use; None when it trains eagerly."""
+        if not member.fast.step_graph:
+            return None
+        if member.name not in self:
+            if self.recorder is None and member.device.type == "cuda":
+                self.recorder = CudaGraphRecorder(member.device)
+            self[member.name] = StepGraph(member, dataset, self.recorder) if self.recorder else None
+        return self[member.name]
+
+    def drop(self, member: Member) -> None:
+        """Forget the member's graph after a failure; a CUDA recorder goes too (a capture that failed
+        half-way may leave its stream unusable)."""
+        graph = self.pop(member.name, None)
+        if graph is not None:
+            graph.release()
+        if isinstance(self.recorder, CudaGraphRecorder):
+            self.recorder = None

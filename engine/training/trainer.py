@@ -16,11 +16,14 @@ import dataclasses
 import math
 import time
 from collections import defaultdict
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import torch
 
 from engine.accel import GRAPHS
+from engine.config import PREVIEW_COUNT, PREVIEW_SEED, RunConfig
+from engine.data.dataset import DeviceDataset
 from engine.device import is_out_of_memory
 from engine.errors import UserError
 from engine.members.base import Member
@@ -30,18 +33,47 @@ from engine.training.control import Control
 from engine.training.events import (CheckpointSaved, Event, Finished, MemberFailed, PreviewReady, SaveFailed,
                                     StepLogged)
 from engine.training.health import Health, weights_finite
-from engine.training.step_graph import CudaGraphRecorder, StepGraph
+from engine.training.step_graph import StepGraph, StepGraphs
+
+if TYPE_CHECKING:
+    from engine.training.distributed import World
 
 Callback = Callable[[Event], None]
-PREVIEW_COUNT = 16
-PREVIEW_SEED = 20241126
 FOLD_EVERY = 32  # steps of 0-d loss tensors kept before they are summed on the device
 COMPILE_OFF = "compile off"
 STEP_GRAPH_OFF = "step graph off"
 
 
+class RunLog(Protocol):
+    """Where the trainer writes (engine/store/run_folder.py's RunFolder)."""
+
+    checkpoints: Path
+    metrics_log: Path
+    samples: Path
+
+    def append_metrics(self, records: list[dict[str, Any]]) -> None: ...
+    def latest_checkpoint(self) -> Path | None: ...
+
+
+class Trainee(Protocol):
+    """What the trainer needs from a session (engine/session.py's Session): it reads these and
+    changes none of them; the step-graph cache and the checkpoint are changed through their methods."""
+
+    config: RunConfig
+    members: Mapping[str, Member]
+    dataset: DeviceDataset
+    device: torch.device
+    world: "World | None"
+    run: RunLog
+    checkpoint: Path | None
+    step_graphs: StepGraphs
+
+    def elapsed(self) -> float: ...
+    def save_checkpoint(self, step: int) -> Path: ...
+
+
 class Trainer:
-    def __init__(self, session, callbacks: list[Callback] | None = None, control: Control | None = None):
+    def __init__(self, session: Trainee, callbacks: list[Callback] | None = None, control: Control | None = None):
         self.session = session
         self.callbacks = list(callbacks or [])
         self.control = control or Control()
@@ -140,22 +172,11 @@ class Trainer:
 
     def _step_graph(self, member: Member) -> StepGraph | None:
         """The member's captured step, made on first use and kept by the session across train() calls."""
-        if not member.fast.step_graph:
-            return None
-        session = self.session
-        if member.name not in session.step_graphs:
-            if session.graph_recorder is None and member.device.type == "cuda":
-                session.graph_recorder = CudaGraphRecorder(member.device)
-            recorder = session.graph_recorder
-            session.step_graphs[member.name] = StepGraph(member, session.dataset, recorder) if recorder else None
-        return session.step_graphs[member.name]
+        return self.session.step_graphs.for_member(member, self.session.dataset)
 
     def _step_graph_failed(self, member: Member, step: int, exc: BaseException) -> None:
         """The step could not be captured or replayed: go on with eager steps (the same math)."""
-        graph = self.session.step_graphs.pop(member.name)
-        graph.release()
-        if isinstance(self.session.graph_recorder, CudaGraphRecorder):
-            self.session.graph_recorder = None  # a capture that failed half-way may leave its stream unusable
+        self.session.step_graphs.drop(member)
         member.fast = dataclasses.replace(member.fast, step_graph=False)
         self.emit(MemberFailed(member.name, step, f"its CUDA graph failed ({_root_cause(exc, context=True)}); "
                                "training goes on without it", STEP_GRAPH_OFF))
@@ -259,7 +280,7 @@ class Trainer:
         for member in self.session.members.values():
             if not member.can_sample or self.health.paused(member):
                 continue
-            generator = torch.Generator().manual_seed(PREVIEW_SEED)
+            generator = torch.Generator().manual_seed(PREVIEW_SEED)  # the same images at every preview
             try:
                 images = to_nhwc_uint8(member.sample(PREVIEW_COUNT, generator))
             except RuntimeError as exc:

@@ -12,7 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QRadioButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from gui.bridge import AUTO, CHANNEL_NAMES, FASHION_MNIST, HOLDOUT, DataPreview, EngineBridge, UserError, validate_data
+from gui.bridge import DataPreview, EngineBridge
+from gui.catalog import AUTO, CHANNEL_NAMES, DATA_DEFAULTS, FASHION_MNIST, UserError, validate_data
 from gui.widgets.image_grid import ImageGrid
 
 THUMBNAILS = 48
@@ -64,6 +65,7 @@ class DataPage(QWidget):
         self.holdout.setRange(0, 50)
         self.holdout.setDecimals(0)
         self.holdout.setSuffix(" % (never trained on)")
+        self.holdout.setValue(100 * DATA_DEFAULTS.holdout)
         self.holdout.setToolTip("A folder's or .npz's held-out share: the reference its evaluation compares "
                                 "with (Fashion-MNIST has its own test split). 0: none.")
         self.chosen = QLabel("")
@@ -137,8 +139,8 @@ class DataPage(QWidget):
         size, channels = config.get("size", AUTO), config.get("channels", AUTO)
         self.size.setValue(AUTO_SIZE if size == AUTO else int(size))
         self.channels.setCurrentIndex(max(0, self.channels.findData(channels if channels == AUTO else int(channels))))
-        self.flip.setChecked(bool(config.get("flip", False)))
-        self.holdout.setValue(100 * float(config.get("holdout", HOLDOUT)))
+        self.flip.setChecked(bool(config.get("flip", DATA_DEFAULTS.flip)))
+        self.holdout.setValue(100 * float(config.get("holdout", DATA_DEFAULTS.holdout)))
         for widget in widgets:
             widget.blockSignals(False)
         if refresh:

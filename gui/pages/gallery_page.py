@@ -13,8 +13,8 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from gui.bridge import GALLERY_N, EngineBridge, GalleryResult, UserError, export_png, fusion_specs, tile, \
-    validate_fusion
+from gui.bridge import GALLERY_N, EngineBridge, GalleryResult
+from gui.catalog import UserError, export_png, fusion_specs, tile, validate_fusion
 from gui.widgets.image_grid import ImageGrid
 from gui.widgets.param_form import ParamForm
 

@@ -7,7 +7,7 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
-from gui.bridge import UserError, member_specs
+from gui.catalog import UserError, member_specs
 from gui.widgets.member_editor import MemberEditor
 
 DEFAULT_MEMBERS = ("dcgan", "vae")
@@ -43,7 +43,8 @@ class MembersPage(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._list)
-        self.empty = QLabel("No members yet: add at least one generator (DCGAN, VAE or diffusion).")
+        makers = ", ".join(spec.title for spec in self.specs.values() if spec.can_sample)
+        self.empty = QLabel(f"No members yet: add at least one generator ({makers}).")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
         layout = QVBoxLayout(self)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, Q
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.bridge import EngineBridge, EvalResult
+from gui.catalog import MAX_SAMPLES, MIN_EVAL_SAMPLES
 from gui.theme import THEME
 from gui.widgets.loss_plot import legend_brush, side_legend
 
@@ -67,7 +68,7 @@ class MetricsPage(QWidget):
         self.fusions: dict[str, Any] | None = None   # None: every strategy the engine evaluates by default
 
         self.n = QSpinBox()
-        self.n.setRange(10, 100_000)
+        self.n.setRange(MIN_EVAL_SAMPLES, MAX_SAMPLES)
         self.n.setValue(1000)
         self.n.setPrefix("n = ")
         self.n.setToolTip("images sampled per member and per fusion")

@@ -11,7 +11,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
-from gui.bridge import COMPILE_MODES, PRECISIONS
+from gui.catalog import COMPILE_MODES, DEVICES, PRECISIONS, TRAIN_DEFAULTS
 from gui.widgets.image_grid import ImageGrid
 from gui.widgets.loss_plot import LossPlot
 
@@ -79,31 +79,35 @@ class TrainingPage(QWidget):
         self.stop_button.setToolTip("stop after the current step and save a checkpoint (Ctrl+.)")
         self.steps = QSpinBox()
         self.steps.setRange(1, 10**9)
-        self.steps.setValue(2000)
+        self.steps.setValue(TRAIN_DEFAULTS.steps)
         self.steps.setGroupSeparatorShown(True)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(TRAIN_DEFAULTS.seed)
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device.addItems(DEVICES)
+        self.device.setCurrentText(TRAIN_DEFAULTS.device)
         self.precision = QComboBox()
         self.precision.addItems(PRECISIONS)
+        self.precision.setCurrentText(TRAIN_DEFAULTS.precision)
         self.precision.setToolTip("autocast for the forward passes; auto: what bench speed measured fastest for "
                                   "each member (bf16 on a CPU that computes in bf16 natively, else fp32)")
         self.compile = QComboBox()
         self.compile.addItems(COMPILE_MODES)
+        self.compile.setCurrentText(TRAIN_DEFAULTS.compile)
         self.compile.setToolTip("torch.compile on a CUDA GPU; auto: CUDA graphs once a run is long enough to "
                                 "repay the compile (see docs/performance.md); step-graph: no compiling, each "
                                 "member's whole training step replayed as one CUDA graph; falls back to eager "
                                 "if it fails")
         self.preview_every = QSpinBox()
         self.preview_every.setRange(1, 10**9)
-        self.preview_every.setValue(50)
+        self.preview_every.setValue(50)  # more often than the engine's default: the window shows them
         self.checkpoint_every = QSpinBox()
         self.checkpoint_every.setRange(1, 10**9)
-        self.checkpoint_every.setValue(250)
+        self.checkpoint_every.setValue(TRAIN_DEFAULTS.checkpoint_every)
         self.log_every = QSpinBox()
         self.log_every.setRange(1, 10**6)
-        self.log_every.setValue(10)
+        self.log_every.setValue(TRAIN_DEFAULTS.log_every)
 
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
@@ -189,13 +193,13 @@ class TrainingPage(QWidget):
 
     def set_train_config(self, train: dict[str, Any]) -> None:
         self.steps.setValue(int(train.get("steps", self.steps.value())))
-        self.seed.setValue(int(train.get("seed", 0)))
-        self.device.setCurrentText(str(train.get("device", "auto")))
+        self.seed.setValue(int(train.get("seed", TRAIN_DEFAULTS.seed)))
+        self.device.setCurrentText(str(train.get("device", TRAIN_DEFAULTS.device)))
         self.preview_every.setValue(int(train.get("preview_every", self.preview_every.value())))
         self.checkpoint_every.setValue(int(train.get("checkpoint_every", self.checkpoint_every.value())))
         self.log_every.setValue(int(train.get("log_every", self.log_every.value())))
-        self.precision.setCurrentText(str(train.get("precision", "auto")))
-        self.compile.setCurrentText(str(train.get("compile", "auto")))
+        self.precision.setCurrentText(str(train.get("precision", TRAIN_DEFAULTS.precision)))
+        self.compile.setCurrentText(str(train.get("compile", TRAIN_DEFAULTS.compile)))
 
     def set_run_fixed(self, fixed: bool) -> None:
         """An existing run keeps its seed and schedule; only the step target can grow."""

@@ -60,7 +60,7 @@ class ImageGrid(QWidget):
 
     # -- content ---------------------------------------------------------------------------------
     def set_images(self, images: np.ndarray, columns: int | None = None, captions: list[str] | None = None) -> None:
-        from gui.bridge import tile
+        from gui.catalog import tile
 
         self.images = images
         self.columns = columns or max(1, math.ceil(math.sqrt(len(images))))

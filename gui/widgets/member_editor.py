@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
-from gui.bridge import OPTIMIZERS, MemberSpec, UserError, validate_member
+from gui.catalog import OPTIMIZERS, MemberSpec, UserError, validate_member
 from gui.widgets.param_form import ParamForm
 
 INVALID_STYLE = "border: 1px solid #d9534f;"

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from gui.bridge import Param
+from gui.catalog import Param
 
 SLIDER_STEPS = 100
 WEIGHT_MAX = 10.0   # per-member sliders span 0..10 (only ratios matter for weights)

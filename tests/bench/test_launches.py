@@ -36,7 +36,7 @@ def test_the_trainer_adds_under_one_operation_per_step(tiny_config, tmp_path, ki
     session = Session.create(tiny_config([kind], log_every=10, checkpoint_every=10**6), tmp_path, fast=fast)
     session.train(3)
     member = session.members[kind]
-    bare = bare_step(member, fast)
+    bare = bare_step(member)
     data = device_batches(to_signed_float(session.dataset.images), session.dataset.labels, member.config.batch_size)
     ops = count_operations(session, lambda: bare(*next(data)))
     # folding losses every 32 steps and one log point every 10: a fraction of an operation per step

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.accel import FastPaths, resolve
+from engine.accel import FastPaths
 from engine.session import Session
 from engine.training.events import MemberFailed, StepLogged
 from engine.training.trainer import Trainer
+from engine.members.registry import member_class
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def cuda_config(tiny_config):
 def test_auto_fast_paths_on_this_gpu_are_what_the_table_says():
     gpu = torch.device("cuda")
     for kind in KINDS:
-        paths = resolve(gpu, kind)
+        paths = member_class(kind).fast_paths(gpu)
         assert paths.fused_optimizer and paths.amp_dtype is None and not paths.compile  # measured best
 
 

@@ -13,13 +13,13 @@ from engine.session import Session
 def members(tmp_path_factory):
     import numpy as np
 
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from tests.conftest import shapes_dataset, tiny_config_dict
 
     folder = tmp_path_factory.mktemp("fusion")
     images, labels = shapes_dataset()
     np.savez(folder / "d.npz", images=images, labels=labels)
-    config = RunConfig.from_dict(tiny_config_dict(folder / "d.npz", steps=3))
+    config = run_config(tiny_config_dict(folder / "d.npz", steps=3))
     session = Session.create(config, folder / "run")
     session.train(3)
     return session.members
@@ -40,11 +40,40 @@ def test_fusion_shape_range_provenance_and_determinism(members, name, params):
 
 def test_mixture_respects_zero_weights_and_each_image_is_a_members_own(members):
     strategy = fusion("mixture")
-    fused = strategy.fuse(members, 20, torch.Generator().manual_seed(0),
-                          **strategy.validate({"weights": "dcgan:1,vae:0,diffusion:0"}))
-    assert set(fused.provenance) == {"dcgan"}
-    assert torch.equal(fused.images, members["dcgan"].sample(20, torch.Generator().manual_seed(0).manual_seed(0))) \
-        or fused.images.shape[0] == 20
+    only = strategy.fuse(members, 20, torch.Generator().manual_seed(0),
+                         **strategy.validate({"weights": "dcgan:1,vae:0,diffusion:0"}))
+    assert set(only.provenance) == {"dcgan"}
+
+    drawn = {}  # each member's draw while fusing, with the generator state it was drawn from
+    for name, member in members.items():
+        def recording(n, generator, name=name, member=member):
+            state = generator.get_state()
+            images = type(member).sample(member, n, generator)
+            drawn[name] = (state, images)
+            return images
+        member.sample = recording  # an instance attribute shadows the class's method
+    try:
+        fused = strategy.fuse(members, 20, torch.Generator().manual_seed(0),
+                              **strategy.validate({"weights": "dcgan:1,vae:1,diffusion:0"}))
+    finally:
+        for member in members.values():
+            del member.sample
+    assert set(fused.provenance) == {"dcgan", "vae"} and set(drawn) == {"dcgan", "vae"}
+    for name, (state, images) in drawn.items():
+        slots = [i for i, who in enumerate(fused.provenance) if who == name]
+        assert torch.equal(fused.images[slots], images)  # the images its provenance names are its own, in order
+        again = members[name].sample(len(slots), torch.Generator().set_state(state))
+        assert torch.equal(images, again)  # and they are what the member makes from that state
+    assert torch.equal(only.images, members["dcgan"].sample(20, torch.Generator().set_state(
+        _state_after_choice(20, 3))))
+
+
+def _state_after_choice(n: int, members: int) -> torch.Tensor:
+    """The generator's state once mixture has drawn which member makes each image (one multinomial)."""
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.tensor([1.0] + [0.0] * (members - 1), dtype=torch.float64)
+    torch.multinomial(probs, n, replacement=True, generator=generator)
+    return generator.get_state()
 
 
 def test_average_is_the_pixel_mean_of_members_for_the_same_seed(members):

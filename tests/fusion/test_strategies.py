@@ -20,11 +20,9 @@ def session(tmp_path_factory):
 
 
 def context_of(session):
-    from engine.evaluation import _checkpoints
-
     features = lambda images: images.flatten(1)[:, ::8].double().numpy()  # noqa: E731 - a cheap stand-in space
     reference = session.dataset.batch(200, torch.Generator().manual_seed(0)).images
-    return FusionContext(features=features, fit_reference=features(reference), checkpoints=_checkpoints(session))
+    return FusionContext(features=features, fit_reference=features(reference), checkpoints=session.checkpoint_history())
 
 
 @pytest.mark.parametrize("name,params", [
@@ -85,12 +83,46 @@ def test_vote_without_voters_is_refused(session):
         fusion("vote").fuse(session.members, 4, torch.Generator(), k=2, voters={"dcgn": 1.0, "vae": 1.0})
 
 
-def test_fitted_mixture_weights_lie_on_the_simplex_and_prefer_the_closer_member(session):
-    weights = fit_weights({k: session.members[k] for k in ("dcgan", "vae", "diffusion")}, context_of(session),
-                          samples=200)
+def test_fitted_mixture_weights_lie_on_the_simplex_and_are_no_worse_than_any_single_member(session):
+    from engine.fusion.mixture import FIT_SEED
+    from engine.metrics.frechet import feature_stats, frechet_from_stats
+
+    found = {k: session.members[k] for k in ("dcgan", "vae", "diffusion")}
+    context = context_of(session)
+    weights = fit_weights(found, context, samples=200)
     assert sum(weights.values()) == pytest.approx(1.0) and all(w >= 0 for w in weights.values())
-    # the fit must pick a combination no worse than any single member in that space
     assert len(simplex_grid(3)) == 231 and all(abs(w.sum() - 1) < 1e-12 for w in simplex_grid(3))
+    # in the fit's own space, the fitted mixture is at least as close as each member alone
+    stats = [feature_stats(context.features(m.sample(200, torch.Generator().manual_seed(FIT_SEED))))
+             for m in found.values()]
+    reference = feature_stats(context.fit_reference)
+    fitted = frechet_from_stats(*mixture_stats(stats, np.array([weights[k] for k in found])), *reference)
+    alone = [frechet_from_stats(*s, *reference) for s in stats]
+    assert fitted <= min(alone) + 1e-9, (weights, fitted, alone)
+
+
+class _Gaussian:
+    """A stand-in member whose 'images' are 2-d Gaussian points around ``centre``."""
+
+    can_sample = True
+
+    def __init__(self, centre: float):
+        self.centre = centre
+
+    def sample(self, n, generator):
+        return torch.randn(n, 2, generator=generator, dtype=torch.float64) + self.centre
+
+
+def test_fitted_mixture_weights_prefer_the_member_closer_to_the_reference():
+    reference = np.random.default_rng(0).normal(0.0, 1.0, (4000, 2))
+    context = FusionContext(features=lambda points: points.numpy(), fit_reference=reference)
+    weights = fit_weights({"near": _Gaussian(0.0), "far": _Gaussian(3.0)}, context, samples=4000)
+    assert weights["near"] >= 0.9 and weights["far"] <= 0.1, weights
+    halfway = np.random.default_rng(1).normal(0.0, 1.0, (4000, 2))
+    halfway[:2000] += 3.0  # half from each: the fit should say so
+    context = FusionContext(features=lambda points: points.numpy(), fit_reference=halfway)
+    weights = fit_weights({"near": _Gaussian(0.0), "far": _Gaussian(3.0)}, context, samples=4000)
+    assert weights["near"] == pytest.approx(0.5, abs=0.1), weights
 
 
 def test_mixture_statistics_match_sampled_mixture():
@@ -108,7 +140,7 @@ def test_mixture_statistics_match_sampled_mixture():
 
 def test_refine_needs_a_diffusion_member_and_soup_two_checkpoints(session):
     without = {k: v for k, v in session.members.items() if k != "diffusion"}
-    with pytest.raises(UserError, match="needs a diffusion member"):
+    with pytest.raises(UserError, match="needs a member that refines images"):
         fusion("refine").fuse(without, 2, torch.Generator(), strength=0.5, steps=2, source="auto")
     with pytest.raises(UserError, match="at least two checkpoints"):
         fusion("soup").fuse(session.members, 2, torch.Generator(), context=FusionContext(), member="vae",

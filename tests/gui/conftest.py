@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QEventLoop, QSettings, QThread
 
-from tests.conftest import TINY_PARAMS
+from tests.conftest import tiny_params
 
 LEFTOVER_GRACE_S = 2.0
 
@@ -103,7 +103,7 @@ def configure_tiny_run(window, source: Path, members=("dcgan", "vae"), steps: in
         page.add_button.click()
         editor = page.editors[kind]
         editor.batch_size.setText("16")
-        for name, value in TINY_PARAMS[kind].items():
+        for name, value in tiny_params(kind).items():
             editor.params.fields[name].setText(str(value))
     training = window.training_page
     training.steps.setValue(steps)
@@ -119,14 +119,14 @@ def trained_tiny_run(tmp_path_factory) -> Path:
     import numpy as np
     import torch
 
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from engine.session import Session
     from tests.conftest import shapes_dataset, tiny_config_dict
 
     folder = tmp_path_factory.mktemp("gui-run")
     images, labels = shapes_dataset()
     np.savez(folder / "shapes.npz", images=images, labels=labels)
-    config = RunConfig.from_dict(tiny_config_dict(folder / "shapes.npz", steps=6, checkpoint_every=2,
+    config = run_config(tiny_config_dict(folder / "shapes.npz", steps=6, checkpoint_every=2,
                                                   preview_every=3))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny nets: one thread is fastest, and the machine may be busy

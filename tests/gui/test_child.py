@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from engine.accel import resolve
+from engine.members.registry import member_class
 from tests.conftest import tiny_config_dict
 
 
@@ -28,14 +28,14 @@ def drain(q: queue.Queue) -> list:
 
 
 def test_child_sends_started_events_finished_and_done_last(tiny_npz, tmp_path):
-    from engine.training.child import ChildDone, ChildStarted, TrainJob, run_child
+    from engine.child import ChildDone, ChildStarted, TrainJob, run_child
     from engine.training.events import CheckpointSaved, Finished, StepLogged
 
     q: queue.Queue = queue.Queue()
     job = TrainJob(steps=4, config=tiny_config_dict(tiny_npz, ("vae",)), out=str(tmp_path / "run"), threads=1)
     run_child(job, q, threading.Event(), threading.Event(), threading.Event())
     items = drain(q)
-    how = resolve(torch.device("cpu"), "vae").describe()  # this CPU's auto paths (bf16 where it is native)
+    how = member_class("vae").fast_paths(torch.device("cpu")).describe()  # this CPU's auto paths (bf16 where it is native)
     assert items[0] == ChildStarted(str(tmp_path / "run"), 0, 4, (f"vae: {how} on cpu",))
     assert [e.step for e in items if isinstance(e, StepLogged)] == [1, 2, 3, 4]
     assert [e.step for e in items if isinstance(e, CheckpointSaved)] == [4]
@@ -43,7 +43,7 @@ def test_child_sends_started_events_finished_and_done_last(tiny_npz, tmp_path):
 
 
 def test_child_reports_bad_input_as_a_user_error_then_done(tmp_path):
-    from engine.training.child import ChildDone, ChildFailed, TrainJob, run_child
+    from engine.child import ChildDone, ChildFailed, TrainJob, run_child
 
     q: queue.Queue = queue.Queue()
     config = tiny_config_dict(tmp_path / "missing.npz", ("vae",))
@@ -55,7 +55,7 @@ def test_child_reports_bad_input_as_a_user_error_then_done(tmp_path):
 
 
 def test_child_announces_pause_and_resume_at_the_step_it_holds(tiny_npz, tmp_path):
-    from engine.training.child import Paused, Resumed, TrainJob, run_child
+    from engine.child import Paused, Resumed, TrainJob, run_child
     from engine.training.events import StepLogged
 
     q: queue.Queue = queue.Queue()
@@ -77,7 +77,7 @@ def test_child_announces_pause_and_resume_at_the_step_it_holds(tiny_npz, tmp_pat
 
 
 def test_child_stopped_before_it_starts_leaves_nothing_behind(tiny_npz, tmp_path):
-    from engine.training.child import ChildDone, TrainJob, run_child
+    from engine.child import ChildDone, TrainJob, run_child
 
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -101,7 +101,7 @@ def test_a_final_save_that_failed_reaches_the_window_as_a_message(qtbot):
 
 
 def test_a_fast_path_that_fell_back_is_added_to_how_the_members_train(qtbot):
-    from engine.training.child import ChildStarted
+    from engine.child import ChildStarted
     from engine.training.events import MemberFailed
     from engine.training.trainer import COMPILE_OFF, STEP_GRAPH_OFF
     from gui.bridge import TrainingLink

@@ -139,7 +139,8 @@ def test_the_window_follows_the_system_colour_scheme(qtbot, qapp):
 
 
 def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path, monkeypatch):
-    from engine.config import COMPILE_MODES, PRECISIONS, RunConfig
+    from engine.config import COMPILE_MODES, PRECISIONS
+    from engine.members.registry import run_config
     from gui.main_window import MainWindow
     from gui.pages import training_page
 
@@ -155,7 +156,7 @@ def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path
         window.save_action.trigger()
     import json
 
-    train = RunConfig.from_dict(json.loads((target / "run.json").read_text())["config"]).train
+    train = run_config(json.loads((target / "run.json").read_text())["config"]).train
     assert (train.precision, train.compile) == ("bf16", "step-graph")
     assert not window.training_page.precision.isEnabled()  # an existing run keeps them
     window.close()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import Qt
 
-from engine.accel import resolve
+from engine.members.registry import member_class
 from tests.gui.conftest import configure_tiny_run
 
 LONG = 60_000
@@ -23,7 +23,7 @@ def metrics_steps(run: Path) -> dict[str, list[int]]:
 
 
 def test_choose_data_train_pause_resume_fuse_export_close_and_reopen(qtbot, tiny_npz, tmp_path, monkeypatch):
-    from gui.bridge import read_png_metadata
+    from gui.catalog import read_png_metadata
     from gui.main_window import MainWindow
 
     window = MainWindow()
@@ -46,8 +46,8 @@ def test_choose_data_train_pause_resume_fuse_export_close_and_reopen(qtbot, tiny
     assert set(rows) == {"dcgan", "vae"}
     # how each member trains (its fast paths), as the trainer chose them
     paths = window.training_page.paths_label
-    how = resolve(torch.device("cpu"), "dcgan").describe()  # this CPU's auto paths (bf16 where it is native)
-    assert resolve(torch.device("cpu"), "vae").describe() == how
+    how = member_class("dcgan").fast_paths(torch.device("cpu")).describe()  # this CPU's auto paths (bf16 where it is native)
+    assert member_class("vae").fast_paths(torch.device("cpu")).describe() == how
     # the shared device and the paths both members share are said once
     qtbot.waitUntil(lambda: paths.text() == f"How the members train on cpu:\nevery member: {how}", timeout=LONG)
     qtbot.waitUntil(lambda: all(row.plot.points() >= 5 for row in rows.values()), timeout=LONG)

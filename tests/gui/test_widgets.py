@@ -41,7 +41,7 @@ def test_loss_plot_redraws_on_its_timer_not_on_every_point(qtbot):
 
 
 def test_member_controls_come_from_each_members_declared_params(qtbot):
-    from gui.bridge import member_specs
+    from gui.catalog import member_specs
     from gui.widgets.member_editor import MemberEditor
 
     for kind, spec in member_specs().items():
@@ -60,7 +60,7 @@ def test_member_controls_come_from_each_members_declared_params(qtbot):
 
 
 def test_fusion_controls_come_from_each_strategys_declared_params(qtbot):
-    from gui.bridge import fusion_specs, validate_fusion
+    from gui.catalog import fusion_specs, validate_fusion
     from gui.widgets.param_form import MemberWeights, ParamForm
 
     members, scorers = ["dcgan", "vae", "diffusion"], ["dcgan", "vae", "judge"]
@@ -77,7 +77,7 @@ def test_fusion_controls_come_from_each_strategys_declared_params(qtbot):
 
 
 def test_per_member_sliders_switch_to_custom_weights(qtbot):
-    from gui.bridge import fusion_specs
+    from gui.catalog import fusion_specs
     from gui.widgets.param_form import ParamForm
 
     form = ParamForm(fusion_specs()["mixture"].params, style="slider", members=["dcgan", "vae"])

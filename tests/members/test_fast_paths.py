@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import engine.accel as accel
-from engine.accel import FastPaths, bf16_is_native, resolve
+from engine.accel import FastPaths, bf16_is_native
 from engine.session import Session
 from engine.training.events import MemberFailed, StepLogged
 from engine.training.trainer import COMPILE_OFF
+from engine.members.registry import member_class
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -19,14 +20,14 @@ def test_auto_on_the_cpu_is_channels_last_fused_and_bf16_only_where_native_and_e
     cpu = torch.device("cpu")
     monkeypatch.setattr(accel, "bf16_is_native", lambda device: native)
     amp = torch.bfloat16 if native else None  # emulated bf16 made every member 2-16x slower
-    assert resolve(cpu, "dcgan") == FastPaths(amp, channels_last=True, fused_optimizer=True)  # measured faster
-    assert resolve(cpu, "dcgan", precision="fp32").amp_dtype is None
-    assert resolve(torch.device("mps"), "dcgan") == FastPaths()  # not measured there: nothing
-    assert resolve(cpu, "vae", precision="bf16").amp_dtype == torch.bfloat16
-    fp16 = resolve(cpu, "vae", precision="fp16")
+    assert member_class("dcgan").fast_paths(cpu) == FastPaths(amp, channels_last=True, fused_optimizer=True)  # measured faster
+    assert member_class("dcgan").fast_paths(cpu, precision="fp32").amp_dtype is None
+    assert member_class("dcgan").fast_paths(torch.device("mps")) == FastPaths()  # not measured there: nothing
+    assert member_class("vae").fast_paths(cpu, precision="bf16").amp_dtype == torch.bfloat16
+    fp16 = member_class("vae").fast_paths(cpu, precision="fp16")
     assert fp16.amp_dtype == torch.float16 and fp16.grad_scaler
-    assert resolve(cpu, "judge", compile="on").compile
-    assert "bf16 autocast" in resolve(cpu, "vae", precision="bf16").describe()
+    assert member_class("judge").fast_paths(cpu, compile="on").compile
+    assert "bf16 autocast" in member_class("vae").fast_paths(cpu, precision="bf16").describe()
 
 
 @pytest.mark.parametrize("probes, native", [({}, False), ({"_is_avx512_bf16_supported": False}, False),
@@ -45,15 +46,15 @@ def test_bf16_is_native_on_cpus_with_avx512_bf16_or_amx(monkeypatch, probes, nat
 def test_auto_on_cuda_follows_the_h100_measurements(monkeypatch):
     monkeypatch.setattr(accel, "compile_available", lambda device: "")  # as on a machine with Triton
     gpu = torch.device("cuda")
-    short = resolve(gpu, "diffusion", steps=1500)
+    short = member_class("diffusion").fast_paths(gpu, steps=1500)
     assert short == FastPaths(fused_optimizer=True, channels_last=True)  # at 1500 steps graphs don't pay off
-    assert not resolve(gpu, "vae").channels_last  # measured for the UNet only
-    long = resolve(gpu, "diffusion", steps=3000)
+    assert not member_class("vae").fast_paths(gpu).channels_last  # measured for the UNet only
+    long = member_class("diffusion").fast_paths(gpu, steps=3000)
     assert long.compile and long.compile_mode == accel.GRAPHS and long.amp_dtype is None
-    assert not resolve(gpu, "dcgan", steps=3000).compile  # its compile warm-up needs ~6000 steps to win back
-    assert not resolve(gpu, "diffusion", compile="off", steps=10**6).compile
+    assert not member_class("dcgan").fast_paths(gpu, steps=3000).compile  # its compile warm-up needs ~6000 steps to win back
+    assert not member_class("diffusion").fast_paths(gpu, compile="off", steps=10**6).compile
     monkeypatch.setattr(accel, "compile_available", lambda device: "the packaged app carries no compiler")
-    assert not resolve(gpu, "diffusion", steps=10**6).compile
+    assert not member_class("diffusion").fast_paths(gpu, steps=10**6).compile
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

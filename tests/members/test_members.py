@@ -60,7 +60,7 @@ def test_dcgan_discriminator_learns_and_generator_moves_towards_data(tiny_config
 def test_judge_learns_rotation_without_labels(tmp_path):
     import numpy as np
 
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from tests.conftest import tiny_config_dict
 
     # an upright 'T' (bar on top, stem below) at random places: its rotations are distinguishable
@@ -71,7 +71,7 @@ def test_judge_learns_rotation_without_labels(tmp_path):
         image[a:a + 2, b:b + 9] = 255
         image[a + 2:a + 10, b + 3:b + 6] = 160
     np.savez(tmp_path / "t.npz", images=images)
-    member, dataset = build(RunConfig.from_dict(tiny_config_dict(tmp_path / "t.npz", ["judge"])), "judge")
+    member, dataset = build(run_config(tiny_config_dict(tmp_path / "t.npz", ["judge"])), "judge")
     assert not member.uses_labels
     history = [h["loss"] for h in train(member, dataset, 50)]
     assert mean(history[-8:]) < math.log(4) - 0.3, history
@@ -110,12 +110,12 @@ def test_diffusion_refine_keeps_shape_and_follows_strength(tiny_config):
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
 def test_every_optimizer_trains(tiny_npz, optimizer, fused):
     from engine.accel import FastPaths
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from tests.conftest import tiny_config_dict
 
     raw = tiny_config_dict(tiny_npz, ["vae"])
     raw["members"][0]["optim"] = {"name": optimizer, "lr": 0.01 if optimizer == "sgd" else 1e-3}
-    config = RunConfig.from_dict(raw)
+    config = run_config(raw)
     member, dataset = build(config, "vae", fast=FastPaths(fused_optimizer=fused))
     kind = type(member.optimizers["vae"]).__name__.lower()
     assert kind == optimizer and bool(member.optimizers["vae"].param_groups[0]["fused"]) == fused

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main as cli_main
-from tests.conftest import TINY_PARAMS
+from tests.conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = ("dcgan", "vae")
@@ -22,7 +22,7 @@ def _config(folder: Path, tiny_npz: Path) -> Path:
     lines = [f'[data]\nsource = "{tiny_npz}"\nsize = 16\nchannels = 1\n',
              '[train]\nseed = 0\ndevice = "cpu"\nlog_every = 10\ncheckpoint_every = 10\npreview_every = 10\n']
     for kind in MEMBERS:
-        params = ", ".join(f"{k} = {v}" for k, v in TINY_PARAMS[kind].items())
+        params = ", ".join(f"{k} = {v}" for k, v in tiny_params(kind).items())
         lines.append(f"[members.{kind}]\nbatch_size = 16\nparams = {{ {params} }}\n")
     path = folder / "tiny.toml"
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -13,14 +13,16 @@ import dataclasses
 import pytest
 import torch
 
-from engine.accel import FastPaths, resolve
+from engine.accel import FastPaths
 from engine.config import RunConfig
+from engine.members.registry import run_config
 from engine.members.base import Member
 from engine.session import Session
 from engine.training.events import MemberFailed, StepLogged
 from engine.training.health import Health
 from engine.training.step_graph import StepGraph
 from engine.training.trainer import STEP_GRAPH_OFF
+from engine.members.registry import member_class
 from tests.conftest import tiny_config_dict
 from tests.training.graph_emulator import CpuGraphRecorder
 
@@ -33,12 +35,12 @@ def _config(tiny_npz, members, **train) -> RunConfig:
     # losses are kept as tensors over 3 steps before they are read: a reused output buffer would show
     raw = tiny_config_dict(tiny_npz, members, **{"log_every": 3, **train})
     raw["data"]["flip"] = True  # the flips' random draws are part of the captured step
-    return RunConfig.from_dict(raw)
+    return run_config(raw)
 
 
 def _train(session: Session, steps: int, graphs: bool) -> list:
     if graphs:
-        session.graph_recorder = CpuGraphRecorder()
+        session.step_graphs.recorder = CpuGraphRecorder()
     events: list = []
     session.train(steps, [events.append])
     return events
@@ -71,7 +73,7 @@ def test_replayed_steps_train_exactly_as_eager_steps(tiny_npz, tmp_path, kind, c
     eager_events, events = _train(eager, 9, graphs=False), _train(graphed, 9, graphs=True)
     assert not [e for e in events if isinstance(e, MemberFailed)]
     assert graphed.step_graphs[kind].captures == 1  # 3 warm-up steps, one capture, 6 replays
-    assert graphed.graph_recorder.recorded_ops > 50  # forward, backward, optimizer: not an empty graph
+    assert graphed.step_graphs.recorder.recorded_ops > 50  # forward, backward, optimizer: not an empty graph
     assert len(_losses(events)) == 3 and _losses(events) == _losses(eager_events)
     _assert_same_state(eager.members[kind], graphed.members[kind])
 
@@ -154,12 +156,12 @@ def test_the_device_side_ema_weight_matches_the_host_one(tiny_npz, tmp_path):
 
 def test_step_graphs_are_chosen_on_cuda_only_and_never_with_fp16():
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
-    assert resolve(gpu, "vae", precision="fp32", compile="step-graph") == FastPaths(fused_optimizer=True,
+    assert member_class("vae").fast_paths(gpu, precision="fp32", compile="step-graph") == FastPaths(fused_optimizer=True,
                                                                                      step_graph=True)
-    assert not resolve(gpu, "vae", precision="fp16", compile="step-graph").step_graph
-    assert resolve(gpu, "vae", precision="bf16", compile="step-graph").step_graph
-    assert not resolve(cpu, "vae", compile="step-graph").step_graph
-    assert not resolve(gpu, "vae", precision="fp32", steps=10**6).step_graph  # not chosen by "auto" yet
+    assert not member_class("vae").fast_paths(gpu, precision="fp16", compile="step-graph").step_graph
+    assert member_class("vae").fast_paths(gpu, precision="bf16", compile="step-graph").step_graph
+    assert not member_class("vae").fast_paths(cpu, compile="step-graph").step_graph
+    assert not member_class("vae").fast_paths(gpu, precision="fp32", steps=10**6).step_graph  # not chosen by "auto" yet
     assert "whole step as one CUDA graph" in STEP_GRAPH.describe()
 
 

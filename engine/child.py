@@ -96,7 +96,7 @@ def _train(job: TrainJob, queue, stop, pause, resume) -> None:
 
     if job.threads:
         torch.set_num_threads(job.threads)
-    from engine.config import RunConfig
+    from engine.members.registry import run_config
     from engine.session import Session
 
     if stop.is_set():  # closed before the child got going: leave nothing behind
@@ -104,7 +104,7 @@ def _train(job: TrainJob, queue, stop, pause, resume) -> None:
     if job.run is not None:
         session = Session.open(job.run, job.device)
     else:
-        session = Session.create(RunConfig.from_dict(job.config or {}), job.out, job.device)
+        session = Session.create(run_config(job.config or {}), job.out, job.device)
     queue.put(ChildStarted(str(session.run.path), session.step, job.steps, tuple(session.notes)))
     # the loop's step is the members' (a member paused after failures lags behind: not the minimum)
     control = ReportingControl(stop, pause, resume, queue.put,
