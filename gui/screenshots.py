@@ -4,6 +4,9 @@ Drives the real window offscreen the way a user would: the bundled Fashion-MNIST
 members, a short CPU training run (captured while it trains), the gallery with custom mixture
 weights and an image selected, and an evaluation. Settings, runs and caches go to a temporary
 folder, never the user's.
+
+``--folder FOLDER --run RUN --name emoji``: the data page reading an artist's folder at the
+defaults ("auto"), and the gallery of a run trained on it (``data-emoji.png``, ``gallery-emoji.png``).
 """
 from __future__ import annotations
 
@@ -124,15 +127,56 @@ def take(out: Path, quick: bool) -> list[Path]:
     return shots
 
 
+def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
+    from PySide6.QtCore import QSettings
+
+    from gui.app import make_app
+
+    app = make_app([sys.argv[0]])  # noqa: F841 - kept alive while the window lives
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["CHORUS_USER_DATA"])
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(*SIZE)
+    window.show()
+    data = window.data_page
+    wait_until(lambda: data.preview is not None, 120, "the bundled data's preview")
+    data.set_source(str(folder))
+    wait_until(lambda: data.preview is not None and data.preview.config.get("source") == str(folder.absolute()),
+               600, "the folder's preview")
+    shots = [grab(window, data, out, f"data-{name}")]
+
+    window.open_run(run)
+    gallery = window.gallery_page
+    wait_until(lambda: gallery.run is not None, 300, "the run to open")
+    window.tabs.setCurrentWidget(gallery)
+    gallery.seed.setValue(3)
+    wait_until(lambda: gallery.result is not None and gallery.result.seed == 3 and not gallery.pending
+               and not gallery._timer.isActive(), 600, "the gallery")
+    gallery._select("fused", 2)
+    gallery.fused.selected = 2
+    shots.append(grab(window, gallery, out, f"gallery-{name}"))
+    window.close()
+    return shots
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gui.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
     parser.add_argument("--quick", action="store_true", help="a shorter run (pictures of less trained members)")
+    parser.add_argument("--folder", type=Path, help="an artist's folder for the data page (with --run)")
+    parser.add_argument("--run", type=Path, help="a run trained on --folder, for the gallery")
+    parser.add_argument("--name", default="folder", help="suffix of the folder's screenshots")
     args = parser.parse_args(argv)
+    if (args.folder is None) != (args.run is None):
+        parser.error("--folder and --run go together")
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory(prefix="chorus-screenshots-") as temp:
         os.environ["CHORUS_USER_DATA"] = temp
+        if args.folder is not None:  # the run's evaluation judge and the folder's cache stay the user's
+            take_folder(args.out, args.folder, args.run.absolute(), args.name)
+            return 0
         os.environ["XDG_CACHE_HOME"] = str(Path(temp) / "cache")
         take(args.out, args.quick)
     return 0
