@@ -18,7 +18,8 @@ from engine.data.preprocess import choose_channels
 from engine.data.sources import load_data
 from engine.session import Session
 from engine.store.images import read_png_metadata
-from tests.conftest import TINY_PARAMS
+from engine.members.registry import run_config
+from tests.conftest import tiny_params
 
 CLASSES = ("circles", "squares", "bars")
 
@@ -61,9 +62,9 @@ def sprites(tmp_path_factory) -> Path:
 
 
 def tiny_run_config(source: Path, channels="auto", members=("dcgan", "vae", "diffusion", "judge"), steps=5) -> RunConfig:
-    return RunConfig.from_dict({
+    return run_config({
         "data": {"source": str(source), "size": 16, "channels": channels},
-        "members": [{"kind": k, "batch_size": 8, "params": TINY_PARAMS[k]} for k in members],
+        "members": [{"kind": k, "batch_size": 8, "params": tiny_params(k)} for k in members],
         "train": {"steps": steps, "seed": 0, "device": "cpu", "log_every": 1, "checkpoint_every": steps,
                   "preview_every": 1000},
     })
