@@ -185,12 +185,15 @@ class Session:
 
 def resolve_data(config: RunConfig, data: LoadedData) -> RunConfig:
     """The run's config with the size and channels "auto" chose for this data, checked against every
-    member (e.g. the diffusion's size divisible by 4)."""
-    if data.config is None or data.config == config.data:
-        return config
+    member (e.g. the diffusion's size divisible by 4), and each member's data-dependent parameters
+    settled (e.g. the DCGAN's augmentation on a small folder)."""
+    resolved = data.config or config.data
+    members = []
     for member in config.members:
-        member_class(member.kind).check_data(data.config)
-    return dataclasses.replace(config, data=data.config)
+        cls = member_class(member.kind)
+        cls.check_data(resolved)
+        members.append(dataclasses.replace(member, params=cls.settle_params(member.params, len(data.images))))
+    return dataclasses.replace(config, data=resolved, members=tuple(members))
 
 
 def _shard(data: LoadedData, world: "World | None") -> LoadedData:

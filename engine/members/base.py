@@ -105,6 +105,12 @@ class Member(ABC):
     def check_data(cls, data: DataConfig) -> None:
         """Raise UserError if this member cannot train on such data (size, channels)."""
 
+    @classmethod
+    def settle_params(cls, params: Mapping[str, Any], images: int) -> dict[str, Any]:
+        """The parameters with every "auto" that depends on the data settled, for a new run on
+        ``images`` training images (written to run.json: a run's parameters are never "auto")."""
+        return dict(params)
+
     @abstractmethod
     def build(self) -> None:
         """Create the networks (called under a seeded RNG)."""

@@ -1,4 +1,5 @@
-"""DCGAN: G and D scaled to the run's size, non-saturating loss, an EMA copy of G for sampling."""
+"""DCGAN: G and D scaled to the run's size, non-saturating loss, an EMA copy of G for sampling; on
+small data, D sees every image through adaptive differentiable augmentation (engine/members/augment.py)."""
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,12 @@ from torch import nn
 from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
+from engine.members.augment import AdaptiveAugment
 from engine.members.base import Loss, Member, in_chunks, update_ema
 from engine.members.nets import Decoder, Encoder
+
+
+AUGMENT_BELOW = 10_000  # "auto" augments D's view on folders smaller than this
 
 
 class DCGAN(Member):
@@ -23,6 +28,10 @@ class DCGAN(Member):
         Param("latent", 64, 2, 1024, help="size of the noise vector z"),
         Param("width", 32, 4, 512, help="channels of the finest layer (coarser layers double)"),
         Param("ema_decay", 0.999, 0.0, 0.99999, help="EMA of G used for sampling"),
+        Param("augment", "auto", choices=("auto", "adaptive", "off"),
+              help="D sees real and fake images augmented (colour, translation, cutout) with a probability "
+                   "steered against overfitting; auto: on below {:,} training images".format(AUGMENT_BELOW)),
+        Param("augment_target", 0.6, 0.0, 1.0, help="the overfitting signal E[sign(D(real))] augmentation steers to"),
     )
     default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
     tiny_params = {"width": 8, "latent": 16}
@@ -36,9 +45,19 @@ class DCGAN(Member):
         self.G = nn.Sequential(Decoder(p["latent"], channels, size, p["width"], norm=True), nn.Tanh())
         self.D = Encoder(channels, size, p["width"], 1)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # "auto" left in a run is one made before augmentation existed: it trained without
+        self.augment = AdaptiveAugment(p["augment_target"], enabled=p["augment"] == "adaptive")
+
+    @classmethod
+    def settle_params(cls, params, images: int) -> dict:
+        settled = dict(params)
+        if settled.get("augment", "auto") == "auto":
+            settled["augment"] = "adaptive" if images < AUGMENT_BELOW else "off"
+        return settled
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        return {**nets, "augment": self.augment} if self.augment.enabled else nets  # p travels with checkpoints
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -46,13 +65,17 @@ class DCGAN(Member):
     def losses(self, batch: Batch) -> Iterator[Loss]:
         real = batch.images
         z = torch.randn(real.shape[0], self.p["latent"], generator=self.generator, device=self.device)
+        seen = lambda images: self.augment(images, self.generator)  # noqa: E731 - D's view: as is, or augmented
         with self.autocast():
             fake = self.G(z)
-            loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake.detach())).mean()
-        yield Loss("D", loss_d, {"loss_d": loss_d})
+            real_logits = self.D(seen(real))
+            loss_d = F.softplus(-real_logits).mean() + F.softplus(self.D(seen(fake.detach()))).mean()
+        self.augment.observe(real_logits.detach())
+        logged = {"loss_d": loss_d, **({"augment_p": self.augment.p.clone()} if self.augment.enabled else {})}
+        yield Loss("D", loss_d, logged)
 
         with self.autocast():
-            loss_g = F.softplus(-self.D(fake)).mean()  # non-saturating G loss, against the stepped D
+            loss_g = F.softplus(-self.D(seen(fake))).mean()  # non-saturating G loss, against the stepped D
         yield Loss("G", loss_g, {"loss_g": loss_g})
 
     def after_step(self) -> None:
