@@ -5,7 +5,7 @@ import sys
 
 from tqdm import tqdm
 
-from engine.training.events import CheckpointSaved, Event, MemberFailed, SaveFailed, StepLogged
+from engine.training.events import CheckpointSaved, Event, MemberFailed, PreviewReady, SaveFailed, StepLogged
 
 
 class Progress:
@@ -24,6 +24,8 @@ class Progress:
             self.say(f"member {event.member} failed at step {event.step}: {event.message}")
         elif isinstance(event, SaveFailed):
             self.say(f"could not save at step {event.step}: {event.message}")
+        elif isinstance(event, PreviewReady) and event.warning:
+            self.say(event.warning)
         elif isinstance(event, CheckpointSaved):
             self.bar.set_description_str(f"saved {event.step}", refresh=False)
 

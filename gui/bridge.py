@@ -47,7 +47,7 @@ class EngineBridge(QObject):
     sig_training_started = Signal(str, int, int)      # run folder, start step, total steps
     sig_training_notes = Signal(str)                  # how each member trains (fast paths), one per line
     sig_steps_logged = Signal(object)                 # tuple[StepLogged, ...] (member, step, losses…)
-    sig_preview_ready = Signal(str, int, object)
+    sig_preview_ready = Signal(object)                # PreviewReady (images, diversity, sharpness, warning)
     sig_checkpoint_saved = Signal(int, str)
     sig_paused = Signal(int)
     sig_resumed = Signal(int)

@@ -4,6 +4,8 @@ Part of the engine bridge (gui/bridge.py), split out so that each file has one j
 not stop in time is adopted (gui/threads.py)."""
 from __future__ import annotations
 
+import dataclasses
+
 import multiprocessing as mp
 import queue as queue_module
 import time
@@ -26,13 +28,21 @@ STOP_GRACE_S = 10.0          # a child that ignores stop this long is killed (it
 # ---------------------------------------------------------------------------------------------
 # the training link: child process ↔ Qt signals
 
+def keep_newest(previews: dict[str, PreviewReady], event: PreviewReady) -> None:
+    """Only a member's newest preview is drawn, but a warning of one it replaces is still said."""
+    older = previews.get(event.member)
+    if older is not None and older.warning and not event.warning:
+        event = dataclasses.replace(event, warning=older.warning)
+    previews[event.member] = event
+
+
 class TrainingLink(QThread):
     """Starts the trainer's child process and turns its queue into signals until it ends."""
 
     sig_started = Signal(str, int, int)
     sig_notes = Signal(str)                 # how each member trains, one line each (after sig_started)
     sig_steps = Signal(object)              # tuple[StepLogged, ...]
-    sig_preview = Signal(str, int, object)  # member, step, (n, H, W, C) uint8
+    sig_preview = Signal(object)            # PreviewReady: images (n, H, W, C) uint8, ratios, warning
     sig_checkpoint = Signal(int, str)
     sig_paused = Signal(int)
     sig_resumed = Signal(int)
@@ -106,7 +116,7 @@ class TrainingLink(QThread):
             if isinstance(item, StepLogged):
                 steps.append(item)
             elif isinstance(item, PreviewReady):
-                previews[item.member] = item
+                keep_newest(previews, item)
             elif item is not None:
                 last_emit = self._flush(steps, previews)
                 done = self._dispatch(item)
@@ -133,7 +143,7 @@ class TrainingLink(QThread):
             if isinstance(item, StepLogged):
                 steps.append(item)
             elif isinstance(item, PreviewReady):
-                previews[item.member] = item
+                keep_newest(previews, item)
             else:
                 self._flush(steps, previews)
                 if self._dispatch(item):
@@ -151,7 +161,7 @@ class TrainingLink(QThread):
             self.sig_steps.emit(tuple(steps))
             steps.clear()
         for event in previews.values():
-            self.sig_preview.emit(event.member, event.step, event.images)
+            self.sig_preview.emit(event)
         previews.clear()
         return time.monotonic()
 

@@ -20,6 +20,9 @@ class PreviewReady:
     member: str
     step: int
     images: np.ndarray = field(repr=False)  # (n, H, W, C) uint8, fixed seed
+    diversity: float = float("nan")  # ÷ the data's (engine/training/diagnostics.py); NaN: not measured
+    sharpness: float = float("nan")
+    warning: str = ""               # said when a ratio has stayed low (collapse, blur)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from engine.training.control import Control
 from engine.training.events import (CheckpointSaved, Event, Finished, MemberFailed, PreviewReady, SaveFailed,
                                     StepLogged)
 from engine.training.health import Health, weights_finite
+from engine.training.diagnostics import REAL_IMAGES, PreviewCheck
 from engine.training.step_graph import StepGraph, StepGraphs
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class Trainer:
         self._counts: dict[str, int] = defaultdict(int)
         self._seconds: dict[str, float] = defaultdict(float)
         self._images: dict[str, int] = defaultdict(int)
+        self._preview_check: PreviewCheck | None = None
 
     def emit(self, event: Event) -> None:
         if not self.is_main:
@@ -274,6 +276,14 @@ class Trainer:
                                      f"cannot append to the loss log: {exc.strerror or exc}"))
             self._log_failing = True
 
+    @property
+    def _check(self) -> PreviewCheck:
+        """The real images' diversity and sharpness, measured at the first preview."""
+        if self._preview_check is None:
+            real = self.session.dataset.batch(REAL_IMAGES, torch.Generator(device=self.session.device).manual_seed(PREVIEW_SEED))
+            self._preview_check = PreviewCheck(real.images)
+        return self._preview_check
+
     def previews(self, step: int) -> None:
         if not self.is_main:
             return
@@ -282,18 +292,23 @@ class Trainer:
                 continue
             generator = torch.Generator().manual_seed(PREVIEW_SEED)  # the same images at every preview
             try:
-                images = to_nhwc_uint8(member.sample(PREVIEW_COUNT, generator))
+                drawn = member.sample(PREVIEW_COUNT, generator)
+                images = to_nhwc_uint8(drawn)
             except RuntimeError as exc:
                 if not is_out_of_memory(exc):
                     raise
                 self.emit(MemberFailed(member.name, step, "out of memory while drawing its preview; skipped"))
                 continue
+            diversity, sharpness = self._check.ratios(drawn)
+            warning = self._check.warning(member.name, member.title, diversity, sharpness)
             path = self.session.run.samples / f"{member.name}-step-{step:07d}.png"
             try:
                 save_png(path, grid(images, 4))
             except UserError as exc:
                 self.emit(SaveFailed(step, str(path), str(exc)))
-            self.emit(PreviewReady(member.name, step, images))
+            self._append([{"member": member.name, "step": step, "diversity": round(diversity, 4),
+                                "sharpness": round(sharpness, 4)}], step)
+            self.emit(PreviewReady(member.name, step, images, diversity, sharpness, warning))
 
     def checkpoint(self, step: int, final: bool = False) -> bool:
         """Save every member (weights checked first); False, with a SaveFailed event, if the disk refused."""

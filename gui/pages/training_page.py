@@ -27,6 +27,9 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+WARNING_STYLE = "color: #b5451b; font-weight: bold;"  # a member's collapse or blur warning
+
+
 class MemberRow(QWidget):
     """A member's loss plot beside its latest fixed-seed preview."""
 
@@ -39,9 +42,15 @@ class MemberRow(QWidget):
         self.preview.setFixedSize(190, 190)
         self.preview_caption = QLabel("")
         self.preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.warning = QLabel("")  # collapse or blur, in words (engine/training/diagnostics.py)
+        self.warning.setWordWrap(True)
+        self.warning.setFixedWidth(190)
+        self.warning.setStyleSheet(WARNING_STYLE)
+        self.warning.hide()
         side = QVBoxLayout()
         side.addWidget(self.preview)
         side.addWidget(self.preview_caption)
+        side.addWidget(self.warning)
         side.addStretch(1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -49,9 +58,12 @@ class MemberRow(QWidget):
         layout.addLayout(side)
         self.setMinimumHeight(215)
 
-    def show_preview(self, step: int, images: np.ndarray) -> None:
+    def show_preview(self, step: int, images: np.ndarray, warning: str = "") -> None:
         self.preview.set_images(images, columns=4)
         self.preview_caption.setText(f"step {step:,}")
+        if warning:
+            self.warning.setText(warning)
+            self.warning.show()
 
 
 class TrainingPage(QWidget):
@@ -286,10 +298,16 @@ class TrainingPage(QWidget):
         if elapsed is not None:
             self.elapsed_label.setText(clock(elapsed))
 
-    def show_preview(self, member: str, step: int, images: np.ndarray) -> None:
-        row = self.rows.get(member)
-        if row is not None:
-            row.show_preview(step, images)
+    def show_preview(self, event) -> None:
+        """A PreviewReady: the images, the diversity and sharpness ratios (plotted with the losses)
+        and, when one stayed low, the warning."""
+        row = self.rows.get(event.member)
+        if row is None:
+            return
+        row.show_preview(event.step, event.images, event.warning)
+        ratios = {k: v for k, v in (("diversity", event.diversity), ("sharpness", event.sharpness)) if v == v}
+        if ratios:
+            row.plot.append(event.step, ratios)
 
     def set_history(self, curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
                     previews: dict[str, np.ndarray], step: int, total: int, elapsed: float) -> None:
