@@ -83,11 +83,12 @@ def _held_out(config: DataConfig, images: np.ndarray, labels: np.ndarray | None,
     the report says what "auto" chose and what was held out."""
     resolved = dataclasses.replace(config, size=size, channels=int(images.shape[-1]))
     split: Split = split_holdout(keys, labels, config.holdout)
-    train_labels = labels[split.train] if labels is not None else None
-    train_images = images[split.train]
+    whole = len(split.heldout) == 0  # nothing held out: no copy of the images
+    train_labels = labels if whole or labels is None else labels[split.train]
+    train_images = images if whole else images[split.train]
     lines = [report, *(f"Chose {note}." for note in notes), split.note]
     heldout = images[split.heldout] if len(split.heldout) else None
     heldout_labels = labels[split.heldout] if labels is not None and heldout is not None else None
-    paths = tuple(paths[i] for i in split.train) if paths else ()
+    paths = tuple(paths[i] for i in split.train) if paths and not whole else paths
     return LoadedData(train_images, train_labels, names, fingerprint(train_images, train_labels),
                       "\n".join(line for line in lines if line), resolved, heldout, heldout_labels, paths)

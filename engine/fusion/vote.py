@@ -93,13 +93,24 @@ class Vote(Fusion):
 
     @staticmethod
     def select(combined: torch.Tensor, owner: list[str], names: list[str], n: int, quotas: bool) -> torch.Tensor:
-        """Indices of the kept images, in pool order."""
+        """Indices of the kept images, interleaved by member (a grid is not grouped by who made it)."""
         if not quotas:
             keep = torch.argsort(combined, descending=True, stable=True)[:n]
-            return torch.sort(keep).values
+            return interleave(torch.sort(keep).values, owner)
         kept = []
         for name, quota in zip(names, split_evenly(n, len(names))):
             own = torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long)
             best = torch.argsort(combined[own], descending=True, stable=True)[:quota]
             kept.append(own[best])
-        return torch.sort(torch.cat(kept)).values
+        return interleave(torch.sort(torch.cat(kept)).values, owner)
+
+
+def interleave(kept: torch.Tensor, owner: list[str]) -> torch.Tensor:
+    """``kept`` (pool order, each member's images together) taken one member at a time in turn:
+    the first row of a grid shows every member that won a place, not one member's images."""
+    groups: dict[str, list[int]] = {}
+    for index in kept.tolist():
+        groups.setdefault(owner[index], []).append(index)
+    order = [group[i] for i in range(max(map(len, groups.values()), default=0))
+             for group in groups.values() if i < len(group)]
+    return torch.tensor(order, dtype=torch.long)

@@ -72,6 +72,15 @@ def test_vote_keeps_the_committees_best_and_quotas_keep_shares(session):
     assert quota.tolist() == [0, 5]
     fused = vote.fuse(session.members, 12, torch.Generator().manual_seed(0), k=3, quotas=True)
     assert sorted(fused.provenance) == sorted(["dcgan"] * 4 + ["vae"] * 4 + ["diffusion"] * 4)
+    assert fused.provenance == ("dcgan", "vae", "diffusion") * 4  # interleaved: a grid's rows mix members
+
+
+def test_a_vote_is_interleaved_by_member():
+    owner = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    combined = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.95, 0.1, 0.05, 0.01], dtype=torch.float64)
+    keep = Vote().select(combined, owner, ["a", "b", "c"], 7, quotas=False)
+    assert [owner[i] for i in keep.tolist()] == ["a", "b", "c", "a", "b", "a", "a"]
+    assert sorted(keep.tolist()) == [0, 1, 2, 3, 4, 5, 8]
 
 
 def test_vote_without_voters_is_refused(session):
