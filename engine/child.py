@@ -1,8 +1,9 @@
 """The trainer's child process for the GUI: build a session, train, send every event on a queue.
 
-Qt-free on purpose: the GUI's engine thread (``gui/bridge.py``) spawns ``run_child`` in a fresh
-interpreter (multiprocessing "spawn"), sets the stop/pause/resume flags, and turns what arrives on
-the queue into Qt signals. Everything put on the queue is a small picklable value: the trainer's
+It sits above the session, beside sampling and evaluation (it builds a Session; the trainer never
+imports it). Qt-free on purpose: the GUI's training link (``gui/training_link.py``) spawns
+``run_child`` in a fresh interpreter (multiprocessing "spawn"), sets the stop/pause/resume flags,
+and turns what arrives on the queue into Qt signals. Everything put on the queue is a small picklable value: the trainer's
 events plus the few messages below. The last message is always ``ChildDone``; the GUI reads until
 it sees it, so the queue's pipe is drained and the child can exit.
 """

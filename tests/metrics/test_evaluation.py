@@ -44,17 +44,24 @@ def test_evaluate_can_be_cancelled(run_path):
         evaluate(session, 40, judge_recipe=JudgeRecipe(steps=30), should_stop=lambda: True)
 
 
-def test_cli_evaluate_prints_one_json_object(run_path, capsys):
+def test_cli_evaluate_prints_one_json_object_and_its_progress_on_stderr(run_path, capsys):
     assert main(["evaluate", str(run_path), "--n", "30", "--json", "--judge-steps", "20",
                  "--fusions", "average,vote,mixture"]) == 0
-    document = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    document = json.loads(printed.out)  # stdout is the report alone
+    progress = printed.err.splitlines()
+    assert any(line.split()[-1] == "dcgan" for line in progress) and progress[-1].split() == ["100%", "done"]
+    saved = list((run_path / "eval").glob("*.json"))
+    kept = json.loads(saved[0].read_text()) if len(saved) == 1 else {}
+    assert (kept.get("n"), kept.get("step"), set(kept.get("fusions", ()))) == \
+        (document["n"], document["step"], set(document["fusions"]))  # saved whole, no temp file left
+    assert not list((run_path / "eval").glob("*.tmp"))
     assert set(document) >= {"members", "fusions", "floor"}
     assert set(document["fusions"]) == {"average", "vote", "mixture"}
     for table in (document["members"], document["fusions"]):
         for row in table.values():
             assert all(isinstance(row[m], float) for m in METRICS)
     assert document["floor"]["fd"] > 0
-    assert list((run_path / "eval").glob("*.json"))
 
 
 def test_inception_without_weights_is_a_clear_error(run_path, capsys):
