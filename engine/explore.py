@@ -78,6 +78,9 @@ def recipe_of_png(path: Path) -> dict[str, Any]:
     meta = read_png_metadata(Path(path))
     if "nearest_of" in meta:
         raise UserError(f"{path} shows samples beside their nearest training images; use the samples' own PNG")
+    if "sheet_of" in meta:
+        raise UserError(f"{path} is a sheet of picked images from several recipes; export them as single PNGs "
+                        "to start from one")
     return meta
 
 
