@@ -66,15 +66,16 @@ class ExplorePanel(QWidget):
         self.closeness.setRange(0, 100)
         self.closeness.setValue(DEFAULT_CLOSENESS)
         self.closeness_label = QLabel()
-        self.interpolate = QPushButton("Interpolate picked pair")
+        self.interpolate = QPushButton("Interpolate the pair")
         self.interpolate.setToolTip("a strip between the last two images you clicked (same member)")
         self.steps = QSpinBox()
         self.steps.setRange(2, 64)
         self.steps.setValue(DEFAULT_STEPS)
         self.picks_label = QLabel("Click an image; click a second one to interpolate between them.")
         self.picks_label.setWordWrap(True)
-        self.on_click = QCheckBox("nearest training images on click")
+        self.on_click = QCheckBox("nearest on click")
         self.on_click.setChecked(True)
+        self.on_click.setToolTip("show the training images nearest each image you click")
         self.k = QSpinBox()
         self.k.setRange(1, 8)
         self.k.setValue(DEFAULT_K)
@@ -95,7 +96,7 @@ class ExplorePanel(QWidget):
         controls.addRow(self.error_label)
         controls_widget = QWidget()
         controls_widget.setLayout(controls)
-        controls_widget.setFixedWidth(230)
+        controls_widget.setFixedWidth(200)
 
         self.title = _bold(QLabel("Explore"))
         self.status = QLabel("")
@@ -134,18 +135,22 @@ class ExplorePanel(QWidget):
         middle.addLayout(buttons)
 
         self.nearest_title = _bold(QLabel("Nearest training images"))
+        self.nearest_title.setWordWrap(True)
         self.nearest_grid = ImageGrid("Click a generated image to see the training images nearest to it.",
                                       top=True)
+        self.nearest_grid.setFixedHeight(110)  # one row: the image, then its k nearest; the list right under
         self.nearest_text = QLabel("")
         self.nearest_text.setWordWrap(True)
         self.nearest_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.nearest_text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         right = QVBoxLayout()
         right.addWidget(self.nearest_title)
-        right.addWidget(self.nearest_grid, 1)
+        right.addWidget(self.nearest_grid)
         right.addWidget(self.nearest_text)
+        right.addStretch(1)
         right_widget = QWidget()
         right_widget.setLayout(right)
-        right_widget.setFixedWidth(300)
+        right_widget.setFixedWidth(270)
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -193,7 +198,8 @@ class ExplorePanel(QWidget):
         return round(1.0 - self.closeness.value() / 100.0, 2)
 
     def _closeness_changed(self, value: int) -> None:
-        self.closeness_label.setText(f"closeness {value} % (strength {self.strength:.2f})")
+        self.closeness_label.setText(f"closeness {value} % (s = {self.strength:.2f})")
+        self.closeness.setToolTip(f"100 %: the image itself; 0 %: unrelated images (strength {self.strength:.2f})")
 
     def _can(self, maker: str, what: str) -> bool:
         spec = self.specs.get(maker)
@@ -273,6 +279,8 @@ class ExplorePanel(QWidget):
         images = np.stack([result.image, *[n.image for n in result.neighbours]])
         self.nearest_grid.set_images(images, columns=len(images),
                                      captions=[result.label, *[f"{n.name}: {n.distance:.3g}" for n in result.neighbours]])
+        rows, width = images.shape[1] + 4, len(images) * (images.shape[2] + 2) + 2  # the tile's shape (2-px gaps)
+        self.nearest_grid.setFixedHeight(max(40, min(160, self.nearest_grid.width() * rows // width + 2)))
         lines = [f"{i + 1}. {n.name} — distance {n.distance:.3g}" for i, n in enumerate(result.neighbours)]
         if result.likely_copy is None:
             lines.append(result.why_no_flag)
@@ -281,7 +289,7 @@ class ExplorePanel(QWidget):
                          "closer than 99 % of held-out images come to any training image.")
         else:
             lines.append(f"Not a likely copy (the copy threshold is {result.threshold:.3g}).")
-        self.nearest_title.setText(f"Nearest training images · {result.label}")
+        self.nearest_title.setText(f"Nearest training images to {result.label}")
         self.nearest_text.setText("\n".join(lines))
 
     def _nearest_failed(self, message: str) -> None:
