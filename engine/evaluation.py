@@ -133,9 +133,12 @@ class Evaluator:
         if not self.held_out:
             return None
         if self._copies is None:
-            train = self.cache.of_uint8(f"{self.data.fingerprint}-train", self.data.images, self.device)
-            self._copies = copy_test(train, self.reference)
+            self._copies = copy_test(self.train_features(), self.reference)
         return self._copies
+
+    def train_features(self) -> np.ndarray:
+        """Features of every training image, in ``data.images`` order (cached per data set)."""
+        return self.cache.of_uint8(f"{self.data.fingerprint}-train", self.data.images, self.device)
 
     def fit_reference(self) -> np.ndarray:
         """Held-out training images for fitting fusion weights (never the test split)."""

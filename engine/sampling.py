@@ -50,6 +50,13 @@ class SampleRequest:
     @classmethod
     def from_png(cls, path: Path, run: Path | None = None) -> "SampleRequest":
         meta = read_png_metadata(path)
+        if meta.get("explore") is not None:
+            raise UserError(f"{path} holds explored images (variations or an interpolation), not a plain grid")
+        return cls.from_metadata(meta, path, run)
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], path: Path, run: Path | None = None) -> "SampleRequest":
+        """The request a recipe (an exported PNG's parameters, read from ``path``) records."""
         try:
             checkpoint = meta.get("checkpoint")
             if checkpoint is not None and not (isinstance(checkpoint, str) and STEP_DIR.match(checkpoint)):
@@ -97,21 +104,27 @@ def sample_images(session: "Session", request: SampleRequest,
     return fused.images, fused.provenance, {**params, **fused.settled}
 
 
+def open_for_sampling(run: Path, checkpoint: str | None, device: str = "cpu") -> "Session":
+    """``run`` at ``checkpoint`` (a step-NNNNNNN name; None: the latest), without its data."""
+    from engine.session import Session
+
+    if not Path(run).is_dir():
+        raise UserError(f"run folder not found: {run}")
+    folder = None
+    if checkpoint:
+        folder = Path(run) / "checkpoints" / checkpoint
+        if not folder.is_dir():
+            raise UserError(f"checkpoint {checkpoint} no longer exists in {run}")
+    session = Session.open(Path(run), device, checkpoint=folder, with_data=False)
+    if session.checkpoint is None:
+        raise UserError(f"run {run} has no checkpoint yet; train it first")
+    return session
+
+
 def sample_to_png(request: SampleRequest, out: Path, device: str = "cpu", context_for: ContextFor | None = None) -> Path:
     """Sample as ``request`` says and save the grid with its parameters; ``context_for`` makes the
     fusion context from the opened session (see the module's doc)."""
-    from engine.session import Session
-
-    if not Path(request.run).is_dir():
-        raise UserError(f"run folder not found: {request.run}")
-    checkpoint = None
-    if request.checkpoint:
-        checkpoint = Path(request.run) / "checkpoints" / request.checkpoint
-        if not checkpoint.is_dir():
-            raise UserError(f"checkpoint {request.checkpoint} no longer exists in {request.run}")
-    session = Session.open(request.run, device, checkpoint=checkpoint, with_data=False)
-    if session.checkpoint is None:
-        raise UserError(f"run {request.run} has no checkpoint yet; train it first")
+    session = open_for_sampling(Path(request.run), request.checkpoint, device)
     images, _, params = sample_images(session, request, context_for(session) if context_for else None)
     metadata = request.metadata(session.run.run_id, session.checkpoint.name, params)
     return save_png(Path(out), grid(to_nhwc_uint8(images)), metadata)

@@ -25,12 +25,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.child import TrainJob
 from engine.errors import UserError
-from gui.jobs import (GALLERY_N, DataPreview, EvalResult, GalleryResult, JobThread, RunSnapshot, data_preview,
-                      evaluate_run, gallery, open_run)
+from gui.jobs import (GALLERY_N, DataPreview, EvalResult, ExploreResult, GalleryResult, JobThread, NearestResult,
+                      RunSnapshot, data_preview, evaluate_run, explore_interpolation, explore_variations, gallery,
+                      nearest_images, open_run)
 from gui.threads import adopt
 from gui.training_link import STOP_GRACE_S, TrainingLink
 
-__all__ = ["EngineBridge", "GALLERY_N", "DataPreview", "EvalResult", "GalleryResult", "RunSnapshot", "TrainingLink"]
+__all__ = ["EngineBridge", "GALLERY_N", "DataPreview", "EvalResult", "ExploreResult", "GalleryResult", "NearestResult",
+           "RunSnapshot", "TrainingLink"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,6 +66,11 @@ class EngineBridge(QObject):
     sig_run_failed = Signal(str)
     sig_gallery_ready = Signal(object)                # GalleryResult
     sig_gallery_failed = Signal(str)
+    sig_explore_ready = Signal(object)                # ExploreResult: variations or an interpolation
+    sig_explore_failed = Signal(str)
+    sig_nearest_ready = Signal(object)                # NearestResult
+    sig_nearest_progress = Signal(str, float)         # the evaluation judge and the training features, once
+    sig_nearest_failed = Signal(str)
     sig_eval_progress = Signal(str, float)
     sig_eval_ready = Signal(object)                   # EvalResult
     sig_eval_failed = Signal(str)
@@ -79,6 +86,7 @@ class EngineBridge(QObject):
         self._jobs.sig_cancelled.connect(self._job_cancelled)
         self._jobs.sig_progress.connect(self._job_progress)
         self._gallery_cache: dict = {}
+        self._nearest_cache: dict = {}   # the run's evaluator, kept between clicks
         self.paused = False
         self.child_threads = default_child_threads()  # torch threads in the trainer child
         self.child_nice = 0
@@ -158,6 +166,23 @@ class EngineBridge(QObject):
         self._jobs.submit("gallery", lambda ctx: gallery(ctx, str(run), int(seed), int(n), fusion, dict(params),
                                                           cache))
 
+    def request_variations(self, run: str | Path, recipe: dict[str, Any], n: int, strength: float,
+                           seed: int = 0) -> None:
+        """``n`` neighbours of the image ``recipe`` names ("More like this")."""
+        self._jobs.submit("explore", lambda ctx: explore_variations(ctx, str(run), dict(recipe), int(n),
+                                                                    float(strength), int(seed)))
+
+    def request_interpolation(self, run: str | Path, recipe_a: dict[str, Any], recipe_b: dict[str, Any],
+                              steps: int) -> None:
+        self._jobs.submit("explore", lambda ctx: explore_interpolation(ctx, str(run), dict(recipe_a), dict(recipe_b),
+                                                                       int(steps)))
+
+    def request_nearest(self, run: str | Path, label: str, image, k: int) -> None:
+        """The ``k`` training images nearest ``image`` ((H, W, C) uint8); the first request of a run
+        trains (or loads) the evaluation judge, as the metrics page's evaluation does."""
+        cache, steps = self._nearest_cache, self.eval_judge_steps
+        self._jobs.submit("nearest", lambda ctx: nearest_images(ctx, str(run), label, image, int(k), steps, cache))
+
     def evaluate(self, run: str | Path, n: int, fusions: dict[str, Any] | None = None, seed: int = 0) -> None:
         steps = self.eval_judge_steps
         self._jobs.submit("eval", lambda ctx: evaluate_run(ctx, str(run), int(n), fusions, int(seed), steps))
@@ -166,9 +191,9 @@ class EngineBridge(QObject):
         self._jobs.cancel("eval")
 
     _DONE = {"data": "sig_data_preview", "open": "sig_run_opened", "gallery": "sig_gallery_ready",
-             "eval": "sig_eval_ready"}
+             "eval": "sig_eval_ready", "explore": "sig_explore_ready", "nearest": "sig_nearest_ready"}
     _FAILED = {"data": "sig_data_failed", "open": "sig_run_failed", "gallery": "sig_gallery_failed",
-               "eval": "sig_eval_failed"}
+               "eval": "sig_eval_failed", "explore": "sig_explore_failed", "nearest": "sig_nearest_failed"}
 
     @Slot(int, str, object)
     def _job_done(self, job_id: int, kind: str, result: object) -> None:
@@ -191,6 +216,8 @@ class EngineBridge(QObject):
             self.sig_eval_progress.emit(label, fraction)
         elif kind == "data" and self._jobs.is_latest(kind, _job_id):
             self.sig_data_progress.emit(label, fraction)
+        elif kind == "nearest" and self._jobs.is_latest(kind, _job_id):
+            self.sig_nearest_progress.emit(label, fraction)
 
     # -- the end -----------------------------------------------------------------------------------
     def shutdown(self, timeout_s: float = STOP_GRACE_S) -> None:

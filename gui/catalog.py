@@ -20,7 +20,8 @@ from engine.store.images import grid  # imported here, not on the first preview 
 __all__ = ["UserError", "Param", "AUTO", "CHANNEL_NAMES", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "DEVICES", "FASHION_MNIST",
            "MAX_SAMPLES", "MIN_EVAL_SAMPLES", "TRAIN_DEFAULTS", "DATA_DEFAULTS", "MemberSpec", "FusionSpec",
            "member_specs", "fusion_specs", "validate_data", "validate_member", "validate_run", "validate_fusion",
-           "tile", "export_png", "read_png_metadata", "is_run_folder"]
+           "tile", "export_png", "export_sprite_sheet", "export_animation", "export_singles", "read_png_metadata",
+           "is_run_folder"]
 
 TRAIN_DEFAULTS = TrainConfig()   # the training page's defaults: the engine's own
 DATA_DEFAULTS = DataConfig()     # the data page's defaults
@@ -35,6 +36,8 @@ class MemberSpec:
     batch_size: int
     can_sample: bool
     can_score: bool
+    can_vary: str = ""            # "latent", "image" or "" (engine/members/base.py)
+    can_interpolate: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ def member_specs() -> dict[str, MemberSpec]:
         specs[kind] = MemberSpec(kind, cls.title, tuple(cls.params),
                                  {"name": optim.name, "lr": optim.lr, "betas": list(optim.betas),
                                   "momentum": optim.momentum, "weight_decay": optim.weight_decay},
-                                 cls.default_batch_size, cls.can_sample, cls.can_score)
+                                 cls.default_batch_size, cls.can_sample, cls.can_score, cls.can_vary,
+                                 cls.can_interpolate)
     return specs
 
 
@@ -98,6 +102,27 @@ def export_png(path: str | Path, image: np.ndarray, metadata: dict[str, Any]) ->
     from engine.store.images import save_png
 
     return save_png(Path(path), image, metadata)
+
+
+def export_sprite_sheet(path: str | Path, images: np.ndarray, columns: int, spacing: int,
+                        metadata: dict[str, Any]) -> Path:
+    """``columns`` images a row, ``spacing`` pixels between (transparent for RGBA), the recipe inside."""
+    from engine.store.images import save_png, sprite_sheet
+
+    return save_png(Path(path), sprite_sheet(images, columns, spacing), metadata)
+
+
+def export_animation(path: str | Path, images: np.ndarray) -> Path:
+    from engine.store.images import save_animation
+
+    return save_animation(Path(path), images)
+
+
+def export_singles(folder: str | Path, images: np.ndarray, recipes: list[dict[str, Any]], stem: str) -> list[Path]:
+    """One PNG per image, each with its own recipe (``sample --variations-of`` reads it)."""
+    from engine.store.images import save_singles
+
+    return save_singles(Path(folder), images, recipes, stem)
 
 
 def read_png_metadata(path: str | Path) -> dict[str, Any]:

@@ -67,6 +67,36 @@ class GalleryResult:
 
 
 @dataclass(frozen=True)
+class ExploreResult:
+    """Variations or an interpolation strip (engine/explore.py), ready to show and keep."""
+    kind: str                          # "variations" | "interpolation"
+    run: str
+    images: np.ndarray                 # (n, H, W, C) uint8
+    recipe: dict[str, Any]             # the whole set's (what a grid or strip PNG carries)
+    recipes: list[dict[str, Any]]      # each image's own (what its single PNG carries)
+    member: str                        # who made them
+    note: str = ""                     # e.g. which member varies a blend's image
+
+
+@dataclass(frozen=True)
+class NeighbourView:
+    name: str
+    distance: float
+    image: np.ndarray                  # (H, W, C) uint8
+
+
+@dataclass(frozen=True)
+class NearestResult:
+    """The training images nearest one generated image, in the evaluation's feature space."""
+    label: str                         # which image was asked about
+    image: np.ndarray                  # (H, W, C) uint8, the generated one
+    neighbours: tuple[NeighbourView, ...]
+    likely_copy: bool | None           # None: no held-out images, so no threshold
+    threshold: float | None
+    why_no_flag: str
+
+
+@dataclass(frozen=True)
 class EvalResult:
     run: str
     report: dict[str, Any]             # EvalReport.to_json()
@@ -307,6 +337,71 @@ def gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: d
     images, provenance, used = sample_images(session, request, lazy_context(session))
     return GalleryResult(run, session.run.run_id, session.checkpoint.name, session.step, seed, n, fusion,
                          _jsonable(used), to_nhwc_uint8(images), tuple(provenance), dict(members))
+
+
+def explore_variations(ctx: JobContext, run: str, recipe: dict[str, Any], n: int, strength: float,
+                       seed: int) -> ExploreResult:
+    from engine import explore
+    from engine.evaluation import lazy_context
+
+    session = ctx.session(run)
+    context = lazy_context(session)
+    source = explore.source_of(session, recipe, context)
+    ctx.check()
+    made = explore.variations(session, source, n, strength, seed, context)
+    return _explored("variations", run, made, source.note)
+
+
+def explore_interpolation(ctx: JobContext, run: str, recipe_a: dict[str, Any], recipe_b: dict[str, Any],
+                          steps: int) -> ExploreResult:
+    from engine import explore
+    from engine.evaluation import lazy_context
+
+    session = ctx.session(run)
+    context = lazy_context(session)
+    a = explore.source_of(session, recipe_a, context)
+    ctx.check()
+    b = explore.source_of(session, recipe_b, context)
+    ctx.check()
+    return _explored("interpolation", run, explore.interpolation(session, a, b, steps))
+
+
+def _explored(kind: str, run: str, made, note: str = "") -> ExploreResult:
+    from engine.store.images import to_nhwc_uint8
+
+    return ExploreResult(kind, run, to_nhwc_uint8(made.images), _jsonable(made.recipe), _jsonable(made.singles()),
+                         made.makers[0], note)
+
+
+def nearest_images(ctx: JobContext, run: str, label: str, image: np.ndarray, k: int, judge_steps: int | None,
+                   cache: dict) -> NearestResult:
+    """The k training images nearest ``image``; the run's evaluator (its judge, the training
+    features) is kept in ``cache`` for the next click."""
+    import torch
+
+    from engine import explore
+    from engine.data.dataset import to_signed_float
+    from engine.metrics.features import JudgeRecipe
+
+    session = ctx.session(run, with_data=True)
+    key = (str(Path(run).resolve()), judge_steps)
+    evaluator = cache.get(key)
+    if evaluator is None:
+        from engine.evaluation import Evaluator
+
+        recipe = JudgeRecipe(steps=judge_steps) if judge_steps else JudgeRecipe()
+        evaluator = Evaluator(session.data, session.config.data, session.device, judge_recipe=recipe,
+                              progress=ctx.progress)
+        ctx.progress("training features", 0.0)
+        evaluator.train_features()
+        cache.clear()
+        cache[key] = evaluator
+    ctx.check()
+    tensor = to_signed_float(torch.from_numpy(np.ascontiguousarray(image[None])).permute(0, 3, 1, 2))
+    found = explore.nearest_training(evaluator, tensor, k)
+    views = tuple(NeighbourView(n.name, n.distance, np.ascontiguousarray(n.image)) for n in found.neighbours[0])
+    return NearestResult(label, np.ascontiguousarray(image), views,
+                         None if found.likely_copy is None else found.likely_copy[0], found.threshold, found.why_no_flag)
 
 
 def evaluate_run(ctx: JobContext, run: str, n: int, fusions: dict[str, Any] | None, seed: int,

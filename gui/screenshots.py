@@ -7,6 +7,11 @@ folder, never the user's.
 
 ``--folder FOLDER --run RUN --name emoji``: the data page reading an artist's folder at the
 defaults ("auto"), and the gallery of a run trained on it (``data-emoji.png``, ``gallery-emoji.png``).
+
+``--explore RUN``: the gallery's explore panel on a trained run: "More like this" of a fused image
+(``explore-more.png``), an interpolation strip between two images of one member
+(``explore-interpolation.png``) and the nearest training images of a clicked variation
+(``explore-nearest.png``).
 """
 from __future__ import annotations
 
@@ -160,6 +165,57 @@ def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
     return shots
 
 
+def take_explore(out: Path, run: Path, judge_steps: int = 200) -> list[Path]:
+    from PySide6.QtCore import QSettings
+
+    from gui.app import make_app
+
+    app = make_app([sys.argv[0]])  # noqa: F841 - kept alive while the window lives
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["CHORUS_USER_DATA"])
+    from gui.main_window import MainWindow
+
+    window = MainWindow(preview_data=False)
+    window.resize(*SIZE)
+    window.show()
+    window.bridge.eval_judge_steps = judge_steps
+    window.open_run(run)
+    gallery = window.gallery_page
+    panel = gallery.explore
+    wait_until(lambda: gallery.run is not None, 300, "the run to open")
+    window.tabs.setCurrentWidget(gallery)
+    gallery.seed.setValue(3)
+    wait_until(lambda: gallery.result is not None and gallery.result.seed == 3 and not gallery.pending
+               and not gallery._timer.isActive(), 600, "the gallery")
+    made_by = [i for i, who in enumerate(gallery.result.provenance) if who == "dcgan"]
+    first, second = (made_by + [0, 1])[:2]
+
+    def click(grid, index):
+        grid.selected = index
+        grid.sig_clicked.emit(index)
+
+    shots = []
+    click(gallery.fused, first)
+    panel.closeness.setValue(75)
+    panel.more.click()
+    wait_until(lambda: panel.result is not None and not panel.pending and panel.nearest is not None
+               and not panel.nearest_pending, 1800, "variations and the nearest training images")
+    shots.append(grab(window, gallery, out, "explore-more"))
+
+    click(gallery.fused, second)
+    panel.steps.setValue(10)
+    panel.interpolate.click()
+    wait_until(lambda: panel.result.kind == "interpolation" and not panel.pending and not panel.nearest_pending,
+               600, "the interpolation strip")
+    shots.append(grab(window, gallery, out, "explore-interpolation"))
+
+    click(panel.results, 4)
+    wait_until(lambda: not panel.nearest_pending and panel.nearest.label == "interpolation 5", 600,
+               "the nearest training images of a strip's image")
+    shots.append(grab(window, gallery, out, "explore-nearest"))
+    window.close()
+    return shots
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gui.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, nargs="?", default=Path("docs/screenshots"))
@@ -167,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, help="an artist's folder for the data page (with --run)")
     parser.add_argument("--run", type=Path, help="a run trained on --folder, for the gallery")
     parser.add_argument("--name", default="folder", help="suffix of the folder's screenshots")
+    parser.add_argument("--explore", type=Path, metavar="RUN", help="the gallery's explore panel on a trained run")
     args = parser.parse_args(argv)
     if (args.folder is None) != (args.run is None):
         parser.error("--folder and --run go together")
@@ -178,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             take_folder(args.out, args.folder, args.run.absolute(), args.name)
             return 0
         os.environ["XDG_CACHE_HOME"] = str(Path(temp) / "cache")
+        if args.explore is not None:
+            take_explore(args.out, args.explore.absolute())
+            return 0
         take(args.out, args.quick)
     return 0
 

@@ -2,7 +2,7 @@
 
 Members know nothing of the GUI, the run folder or each other. A member class says everything the
 rest of Chorus needs to know about its kind: its parameters, capabilities (``can_sample``,
-``can_score``, ``can_refine``), fast-path defaults, tiny test parameters, and its loss
+``can_score``, ``can_refine``, ``can_vary``, ``can_interpolate``), fast-path defaults, tiny test parameters, and its loss
 (``losses``), which both ``train_step`` and the speed bench's bare loop run. ``train_step`` returns
 its losses as 0-d tensors so that the trainer decides when to synchronise with the device (fetching
 a float every step would stall a GPU). docs/architecture.md describes the interface.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Mapping
@@ -46,6 +47,10 @@ class Member(ABC):
     can_sample: ClassVar[bool] = True
     can_score: ClassVar[bool] = False   # ``score`` gives a realism per image (it can vote)
     can_refine: ClassVar[bool] = False  # ``refine`` denoises other members' images (the refine fusion)
+    # ``variations`` makes neighbours of one image: "latent" needs the image's latent (a GAN's z, a
+    # VAE's code), "image" works from the pixels alone (re-noising), "" cannot (engine/explore.py)
+    can_vary: ClassVar[str] = ""
+    can_interpolate: ClassVar[bool] = False  # ``interpolate`` walks between two latents (slerp)
     # the smallest sensible parameters (16-px images, a few steps): the self-test and the test fixtures
     tiny_params: ClassVar[Mapping[str, Any]] = {}
     # what fast paths "auto" turns on, by device type (engine/accel.py; measured in docs/performance.md)
@@ -204,6 +209,29 @@ class Member(ABC):
         """``n`` images in [-1, 1], (n, C, H, W), on the device; same generator state → same images."""
         raise UserError(f"member {self.name!r} is not a generator and cannot sample images")
 
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one image's sampling noise (its latent): what ``from_latents`` decodes."""
+        raise UserError(f"member {self.name!r} is not a generator and has no latent")
+
+    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The latents ``sample(n, generator)`` decodes: image j's depends only on the generator's
+        state and j (block noise), so a seed and an index name one latent for good."""
+        return self.noise((n, *self.latent_shape()), generator)
+
+    def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from latents (``sample`` is ``from_latents(latents(n, generator))``)."""
+        raise UserError(f"member {self.name!r} is not a generator and cannot sample images")
+
+    def variations(self, image: torch.Tensor, latent: torch.Tensor | None, n: int, strength: float,
+                   generator: torch.Generator) -> torch.Tensor:
+        """``n`` neighbours of one image (``image`` (C, H, W), ``latent`` its latent or None);
+        ``strength`` in [0, 1]: 0 gives the image itself, 1 unrelated samples (``can_vary``)."""
+        raise UserError(f"member {self.name!r} cannot make variations of an image")
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+        """``steps`` images from latent ``a`` to latent ``b``, both included (``can_interpolate``)."""
+        raise UserError(f"member {self.name!r} cannot interpolate between images")
+
     def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:
         """``images`` partly noised (``strength`` in (0, 1]) and denoised in ``steps`` steps (``can_refine``)."""
         raise UserError(f"member {self.name!r} cannot refine images")
@@ -337,6 +365,41 @@ def update_ema(ema: nn.Module, net: nn.Module, beta: float | torch.Tensor) -> No
     buffers = list(ema.buffers())
     if buffers:
         torch._foreach_copy_(buffers, list(net.buffers()))
+
+
+def slerp_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` latents on the great circle from ``a`` to ``b`` (spherical interpolation: every point
+    keeps the norm a Gaussian latent has, where a straight line would pass through its unlikely
+    centre); the first is ``a`` and the last ``b``, exactly."""
+    if steps < 2:
+        raise UserError(f"an interpolation needs at least 2 steps, got {steps}")
+    flat_a, flat_b = a.flatten().double(), b.flatten().double()
+    cos = torch.dot(flat_a, flat_b) / (flat_a.norm() * flat_b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64, device=a.device)
+    if float(torch.sin(omega)) < 1e-6:  # (nearly) parallel: a straight line is the same path
+        wa, wb = 1 - t, t
+    else:
+        wa, wb = torch.sin((1 - t) * omega) / torch.sin(omega), torch.sin(t * omega) / torch.sin(omega)
+    path = (wa[:, None] * flat_a + wb[:, None] * flat_b).to(a.dtype).reshape(steps, *a.shape)
+    path[0], path[-1] = a, b
+    return path
+
+
+def latent_neighbours(latent: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tensor:
+    """cos(s·π/2)·z + sin(s·π/2)·ε for each row ε of ``noise``: a Gaussian latent stays one (unit
+    variance), strength 0 gives ``latent`` itself exactly and 1 fresh latents."""
+    if not 0.0 <= strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, got {strength}")
+    angle = strength * math.pi / 2
+    return math.cos(angle) * latent[None] + math.sin(angle) * noise
+
+
+def needs_latent(member: Member, latent: torch.Tensor | None) -> torch.Tensor:
+    if latent is None:
+        raise UserError(f"{member.name}'s variations start from the image's latent, which is not known for "
+                        "this image (only for images the member made itself, or a mixture or vote picked)")
+    return latent
 
 
 def in_chunks(n: int, chunk: int):

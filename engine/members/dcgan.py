@@ -13,7 +13,7 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AdaptiveAugment
-from engine.members.base import Loss, Member, in_chunks, update_ema
+from engine.members.base import Loss, Member, in_chunks, latent_neighbours, needs_latent as _needs, slerp_path, update_ema
 from engine.members.nets import Decoder, Encoder
 
 
@@ -24,6 +24,8 @@ class DCGAN(Member):
     kind = "dcgan"
     title = "DCGAN"
     can_score = True
+    can_vary = "latent"
+    can_interpolate = True
     params = (
         Param("latent", 64, 2, 1024, help="size of the noise vector z"),
         Param("width", 32, 4, 512, help="channels of the finest layer (coarser layers double)"),
@@ -81,10 +83,23 @@ class DCGAN(Member):
     def after_step(self) -> None:
         update_ema(self.G_ema, self.G, self.ema_beta(self.p["ema_decay"]))
 
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.p["latent"],)
+
     @torch.no_grad()
+    def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.G_ema(latents[part]) for part in in_chunks(len(latents), 512)])
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        z = self.noise((n, self.p["latent"]), generator)
-        return torch.cat([self.G_ema(z[part]) for part in in_chunks(n, 512)])
+        return self.from_latents(self.latents(n, generator))
+
+    def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
+        """Neighbours of the image's z (``latent_neighbours``)."""
+        noise = self.latents(n, generator)
+        return self.from_latents(latent_neighbours(_needs(self, latent), noise, strength))
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+        return self.from_latents(slerp_path(a, b, steps))
 
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> torch.Tensor:

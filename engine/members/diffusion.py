@@ -18,7 +18,7 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
-from engine.members.base import Loss, Member, in_chunks, update_ema
+from engine.members.base import Loss, Member, in_chunks, slerp_path, update_ema
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -95,6 +95,8 @@ class Diffusion(Member):
     )
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
+    can_vary = "image"   # any image, its own or another member's: re-noised part-way, sampled again
+    can_interpolate = True
     tiny_params = {"width": 8, "sample_steps": 4}
     # channels_last measured faster for the UNet on the H100 (docs/performance.md)
     fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=2200, channels_last=True)}
@@ -137,11 +139,31 @@ class Diffusion(Member):
             x = x + (t_next - t_now) * v
         return x.clamp(-1, 1)
 
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.image_shape)
+
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator, steps: int | None = None) -> torch.Tensor:
-        x = self.noise((n, *self.image_shape), generator)
+    def from_latents(self, latents: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """The ODE from initial noise ``latents`` (t = 1) to images (t = 0)."""
         steps = steps or self.p["sample_steps"]
-        return torch.cat([self._integrate(x[part], 1.0, steps) for part in in_chunks(n, 256)])
+        return torch.cat([self._integrate(latents[part], 1.0, steps) for part in in_chunks(len(latents), 256)])
+
+    def sample(self, n: int, generator: torch.Generator, steps: int | None = None) -> torch.Tensor:
+        return self.from_latents(self.latents(n, generator), steps)
+
+    def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
+        """The image re-noised to t = strength and sampled again (``refine``), n times with fresh
+        noise; Euler steps in proportion to the stretch of the ODE left to run."""
+        if not 0.0 <= strength <= 1.0:
+            raise UserError(f"--strength must be between 0 and 1, got {strength}")
+        copies = image.to(self.device)[None].expand(n, *image.shape).contiguous()
+        if strength == 0.0:
+            return copies.clamp(-1, 1)
+        return self.refine(copies, strength, max(1, round(strength * self.p["sample_steps"])), generator)
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+        """Spherical interpolation of the initial noise, each point sampled."""
+        return self.from_latents(slerp_path(a, b, steps))
 
     @torch.no_grad()
     def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:

@@ -10,7 +10,7 @@ from torch import nn
 from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
-from engine.members.base import Loss, Member, in_chunks
+from engine.members.base import Loss, Member, in_chunks, latent_neighbours, needs_latent as _needs, slerp_path
 from engine.members.nets import Decoder, Encoder
 
 
@@ -18,6 +18,8 @@ class VAE(Member):
     kind = "vae"
     title = "VAE"
     can_score = True
+    can_vary = "latent"
+    can_interpolate = True
     params = (
         Param("latent", 16, 2, 1024, help="size of the Gaussian latent"),
         Param("width", 32, 4, 512, help="channels of the finest layer"),
@@ -61,10 +63,24 @@ class VAE(Member):
             loss = (recon.float() + self.p["beta"] * kl.float()).mean()
         yield Loss("vae", loss, {"loss": loss, "recon": recon.mean(), "kl": kl.mean()})
 
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.p["latent"],)
+
     @torch.no_grad()
+    def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.sigmoid(self.decoder(latents[part])) * 2 - 1
+                          for part in in_chunks(len(latents), 512)])
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        z = self.noise((n, self.p["latent"]), generator)
-        return torch.cat([torch.sigmoid(self.decoder(z[part])) * 2 - 1 for part in in_chunks(n, 512)])
+        return self.from_latents(self.latents(n, generator))
+
+    def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
+        """Neighbours of the image's code (``latent_neighbours``)."""
+        noise = self.latents(n, generator)
+        return self.from_latents(latent_neighbours(_needs(self, latent), noise, strength))
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+        return self.from_latents(slerp_path(a, b, steps))
 
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> torch.Tensor:

@@ -46,9 +46,20 @@ def copy_test(train: np.ndarray, heldout: np.ndarray) -> CopyTest:
 
 def nearest_distances(query: np.ndarray, train: torch.Tensor) -> np.ndarray:
     """Euclidean distance from each row of ``query`` to its nearest row of ``train`` (exact)."""
+    return nearest_k(query, train, 1)[0][:, 0]
+
+
+def nearest_k(query: np.ndarray, train: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``train`` to each row of ``query`` (exact, Euclidean): distances and
+    row indices, both (n, k), nearest first."""
+    k = min(k, len(train))
     query_t = torch.from_numpy(np.asarray(query, dtype=np.float64))
-    out = []
+    distances, indices = [], []
     with torch.no_grad():
         for part in query_t.split(_CHUNK):
-            out.append(torch.cdist(part, train).min(dim=1).values)
-    return torch.cat(out).numpy()
+            found = torch.cdist(part, train.double()).topk(k, dim=1, largest=False, sorted=True)
+            distances.append(found.values)
+            indices.append(found.indices)
+    if not distances:
+        return np.zeros((0, k)), np.zeros((0, k), dtype=np.int64)
+    return torch.cat(distances).numpy(), torch.cat(indices).numpy()

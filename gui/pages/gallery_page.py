@@ -1,7 +1,8 @@
 """Gallery page: for one seed, the fused grid beside each member's grid; the strategy's controls
 are generated from its declared parameters; every change re-fuses in the background. Hovering or
 clicking an image says who made it; the selected image or the whole grid exports as a PNG that
-carries its parameters."""
+carries its parameters. Below the grids, the explore panel (gui/pages/explore_panel.py): more like
+the selected image, a strip between two, the nearest training images, sprite sheets and folders."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout,
 
 from gui.bridge import GALLERY_N, EngineBridge, GalleryResult
 from gui.catalog import UserError, export_png, fusion_specs, tile, validate_fusion
+from gui.pages.explore_panel import ExplorePanel
 from gui.widgets.image_grid import ImageGrid
 from gui.widgets.param_form import ParamForm
 
@@ -101,9 +103,15 @@ class GalleryPage(QWidget):
         grids = QHBoxLayout()
         grids.addLayout(fused_column, 3)
         grids.addWidget(self._members_box, 2)
+        self.explore = ExplorePanel(bridge, self._fused_for_keeping)
+        self.explore.sig_error.connect(self.sig_error)
+        self.explore.sig_exported.connect(self.sig_exported)
+        right = QVBoxLayout()
+        right.addLayout(grids, 3)
+        right.addWidget(self.explore, 2)
         layout = QHBoxLayout(self)
         layout.addWidget(side_widget)
-        layout.addLayout(grids, 1)
+        layout.addLayout(right, 1)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -134,6 +142,7 @@ class GalleryPage(QWidget):
             self._offer_strategies()
             self._build_form()
         self.result, self.selection = None, None
+        self.explore.set_run(run)
         self.fused.clear("The fused grid appears here.")
         self.status.setText("Train or open a run to see its samples here." if run is None else "")
         self._update_buttons()
@@ -265,6 +274,17 @@ class GalleryPage(QWidget):
                 grid.update()
         self._describe(where, index)
         self._update_buttons()
+        if self.result is not None and not self.stale:
+            label = f"{'fused' if where == 'fused' else where} image {index + 1}"
+            self.explore.pick(self.metadata(where, index), self._images(where)[index], label,
+                              self.provenance_of(where, index))
+
+    def _fused_for_keeping(self) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, Any]] | None:
+        """The fused grid on show, each image's recipe and the grid's (the explore panel keeps them)."""
+        if self.result is None or self.stale:
+            return None
+        return (self.result.fused, [self.metadata("fused", i) for i in range(len(self.result.fused))],
+                self.metadata("fused", None))
 
     def _update_buttons(self) -> None:
         shown = self.result is not None and not self.stale  # what the settings on show made
@@ -272,6 +292,7 @@ class GalleryPage(QWidget):
         self.export_image.setEnabled(shown and self.selection is not None)
         for widget in (self.prev_seed, self.next_seed, self.seed):
             widget.setEnabled(self.run is not None)
+        self.explore._update_buttons()
 
     # -- export -----------------------------------------------------------------------------------------
     def ask_save_path(self, suggested: str) -> str:
