@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import numpy as np
 import torch
 
+from engine.config import FASHION_MNIST
 from engine.errors import UserError
 from engine.evaluation import Evaluator, lazy_context
 from engine.metrics.features import JudgeRecipe
@@ -292,7 +293,7 @@ def nearest_training(evaluator: Evaluator, images: torch.Tensor, k: int = 3) -> 
     query = np.concatenate([evaluator.extract(part) for part in images.split(500)])
     distances, rows = nearest_k(query, train, k)
     data = evaluator.data
-    named = lambda row: Path(data.paths[row]).name if data.paths else f"training image #{row}"  # noqa: E731
+    named = _namer(data, evaluator.data_config.source)
     neighbours = tuple(tuple(Neighbour(int(r), named(int(r)), float(d), data.images[int(r)])
                              for r, d in zip(rows_i, dist_i)) for rows_i, dist_i in zip(rows, distances))
     test = evaluator.copies()
@@ -302,6 +303,16 @@ def nearest_training(evaluator: Evaluator, images: torch.Tensor, k: int = 3) -> 
                        evaluator.extract.name)
     flags = tuple(bool(d <= test.threshold) for d in distances[:, 0])
     return Nearest(neighbours, flags, test.threshold, "", evaluator.extract.name)
+
+
+def _namer(data, source: str):
+    """A training image's name: its file (a folder), else its index in the source (an .npz's row
+    before the held-out split, Fashion-MNIST's training split)."""
+    if data.paths:
+        return lambda row: Path(data.paths[row]).name
+    label = Path(source).name if source != FASHION_MNIST else "Fashion-MNIST train"
+    rows = data.rows if data.rows is not None else np.arange(len(data.images))
+    return lambda row: f"{label} #{int(rows[row])}"
 
 
 def nearest_sheet(images: np.ndarray, nearest: Nearest) -> np.ndarray:

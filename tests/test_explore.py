@@ -156,7 +156,7 @@ def test_without_held_out_images_the_copy_flag_is_unavailable_and_cli_writes_the
     ok(["sample", run, "--member", "dcgan", "--n", "2", "--seed", "1", "--out", tmp_path / "a.png", "--nearest", "3",
         "--judge-steps", "5"])
     err = capsys.readouterr().err
-    assert "no likely-copy flag" in err and "training image #" in err
+    assert "no likely-copy flag" in err and "d.npz #" in err  # an .npz's images are named by their row
     sheet = pixels(tmp_path / "a-nearest.png")
     assert sheet.shape[:2] == (2 * SIZE + 3 * 2, 4 * SIZE + 5 * 2)  # each sample, then its 3 nearest
     meta = read_png_metadata(tmp_path / "a-nearest.png")
@@ -255,3 +255,17 @@ def test_variations_errors_exit_2_with_one_line(run, tmp_path, capsys, args, nee
     assert main(["sample", *args, "--out", str(tmp_path / "v.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("chorus: error:") and needle in err[0], err
+
+
+def test_npz_training_images_are_named_by_their_row_in_the_file(tmp_path):
+    from engine.config import DataConfig
+    from engine.data.sources import load_data
+    from tests.conftest import shapes_dataset
+
+    images, labels = shapes_dataset(n=600)
+    np.savez(tmp_path / "many.npz", images=images, labels=labels)
+    data = load_data(DataConfig(source=str(tmp_path / "many.npz"), size=16, channels=1))
+    assert data.heldout is not None and len(data.rows) == len(data.images) < 600  # some rows are held out
+    assert np.array_equal(data.images[..., 0], images[data.rows])
+    named = explore._namer(data, str(tmp_path / "many.npz"))
+    assert named(5) == f"many.npz #{data.rows[5]}" and data.rows[-1] > len(data.images) - 1

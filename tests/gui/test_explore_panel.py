@@ -42,7 +42,7 @@ def test_explore_panel_finds_neighbours_varies_interpolates_and_keeps(qtbot, tin
     assert panel.nearest_pending
     qtbot.waitUntil(lambda: panel.nearest is not None and not panel.nearest_pending, timeout=LONG)
     assert len(panel.nearest.neighbours) == 3 and panel.nearest_grid.count == 4
-    assert "training image #" in panel.nearest_text.text()
+    assert "shapes.npz #" in panel.nearest_text.text()
     assert "no likely-copy flag" in panel.nearest_text.text()  # 96 images: none held out
 
     panel.closeness.setValue(100)  # strength 0: sixteen copies of the image itself
