@@ -161,14 +161,17 @@ def replay(session: "Session", recipe: Mapping[str, Any], context=None) -> Explo
     if explore is not None:
         if not isinstance(explore, dict):
             raise UserError("the recipe's 'explore' entry is damaged")
-        if "variations" in explore:
-            step = explore["variations"]
-            return variations(session, source_of(session, step["of"], context), int(recipe["n"]),
-                              float(step["strength"]), int(recipe["seed"]), context)
-        if "interpolate" in explore:
-            step = explore["interpolate"]
-            return interpolation(session, source_of(session, step["a"], context),
-                                 source_of(session, step["b"], context), int(recipe["n"]))
+        try:
+            if "variations" in explore:
+                step = explore["variations"]
+                return variations(session, source_of(session, step["of"], context), int(recipe["n"]),
+                                  float(step["strength"]), int(recipe["seed"]), context)
+            if "interpolate" in explore:
+                step = explore["interpolate"]
+                return interpolation(session, source_of(session, step["a"], context),
+                                     source_of(session, step["b"], context), int(recipe["n"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"the recipe of the explored images is damaged: {exc!r}") from None
         raise UserError(f"unknown kind of explored image: {', '.join(explore) or 'none'}")
     request = SampleRequest.from_metadata(recipe, Path("the image"), session.run.path)
     with watching(session.generators()) as calls:

@@ -269,3 +269,16 @@ def test_npz_training_images_are_named_by_their_row_in_the_file(tmp_path):
     assert np.array_equal(data.images[..., 0], images[data.rows])
     named = explore._namer(data, str(tmp_path / "many.npz"))
     assert named(5) == f"many.npz #{data.rows[5]}" and data.rows[-1] > len(data.images) - 1
+
+
+def test_a_damaged_explore_recipe_exits_2_with_one_line(run, tmp_path, capsys):
+    from engine.store.images import save_png
+
+    ok(["sample", run, "--member", "vae", "--interpolate", "1,2", "--n", "3", "--out", tmp_path / "strip.png"])
+    recipe = read_png_metadata(tmp_path / "strip.png")
+    del recipe["explore"]["interpolate"]["b"]
+    save_png(tmp_path / "damaged.png", pixels(tmp_path / "strip.png")[..., None], recipe)
+    capsys.readouterr()
+    assert main(["sample", "--from-png", str(tmp_path / "damaged.png"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged" in err[0], err
