@@ -217,6 +217,15 @@ def test_same_seed_gives_the_same_pixels_on_every_new_path(run, tmp_path):
         layout = ["--columns", "4", "--spacing", "0"] if name == "sheet" else []
         ok(["sample", "--from-png", tmp_path / f"{name}-1.png", *layout, "--out", tmp_path / f"{name}-again.png"])
         assert np.array_equal(pixels(tmp_path / f"{name}-again.png"), runs[name]), name
+    for attempt in (1, 2):  # the nearest sheet, an animation and a folder of singles, twice
+        ok(["sample", run, "--member", "dcgan", "--n", "2", "--seed", "3", "--nearest", "2", "--judge-steps", "5",
+            "--out", tmp_path / f"near-{attempt}.png"])
+        ok(["sample", run, "--member", "dcgan", "--interpolate", "1,2", "--n", "3", "--out", tmp_path / f"a-{attempt}.webp"])
+        ok(["sample", run, "--fusion", "mixture", "--n", "2", "--seed", "3", "--out", f"{tmp_path / f'kept-{attempt}'}/"])
+    assert np.array_equal(pixels(tmp_path / "near-1-nearest.png"), pixels(tmp_path / "near-2-nearest.png"))
+    assert (tmp_path / "a-1.webp").read_bytes() == (tmp_path / "a-2.webp").read_bytes()
+    for one, two in zip(sorted((tmp_path / "kept-1").glob("*.png")), sorted((tmp_path / "kept-2").glob("*.png"))):
+        assert np.array_equal(pixels(one), pixels(two))
     session = open_for_sampling(run, None)
     source_dcgan = explore.source_of(session, explore.seed_recipe(session, "dcgan", 9))
     first, second = (explore.variations(session, source_dcgan, 4, 0.3, seed=2) for _ in range(2))
