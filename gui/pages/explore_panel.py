@@ -102,7 +102,7 @@ class ExplorePanel(QWidget):
         self.title = _bold(QLabel("Explore"))
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.results = ImageGrid("Variations and interpolation strips appear here.", selectable=True)
+        self.results = ImageGrid("Variations and interpolation strips appear here.", selectable=True, hint=170)
         self.what = QComboBox()
         for text, key in (("explored images", "explored"), ("fused grid", "fused"), ("picked pair", "picked")):
             self.what.addItem(text, key)
