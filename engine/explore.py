@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 import numpy as np
 import torch
 
+from engine.config import FASHION_MNIST
 from engine.errors import UserError
 from engine.evaluation import Evaluator, lazy_context
 from engine.metrics.features import JudgeRecipe
@@ -160,14 +161,17 @@ def replay(session: "Session", recipe: Mapping[str, Any], context=None) -> Explo
     if explore is not None:
         if not isinstance(explore, dict):
             raise UserError("the recipe's 'explore' entry is damaged")
-        if "variations" in explore:
-            step = explore["variations"]
-            return variations(session, source_of(session, step["of"], context), int(recipe["n"]),
-                              float(step["strength"]), int(recipe["seed"]), context)
-        if "interpolate" in explore:
-            step = explore["interpolate"]
-            return interpolation(session, source_of(session, step["a"], context),
-                                 source_of(session, step["b"], context), int(recipe["n"]))
+        try:
+            if "variations" in explore:
+                step = explore["variations"]
+                return variations(session, source_of(session, step["of"], context), int(recipe["n"]),
+                                  float(step["strength"]), int(recipe["seed"]), context)
+            if "interpolate" in explore:
+                step = explore["interpolate"]
+                return interpolation(session, source_of(session, step["a"], context),
+                                     source_of(session, step["b"], context), int(recipe["n"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"the recipe of the explored images is damaged: {exc!r}") from None
         raise UserError(f"unknown kind of explored image: {', '.join(explore) or 'none'}")
     request = SampleRequest.from_metadata(recipe, Path("the image"), session.run.path)
     with watching(session.generators()) as calls:
@@ -292,7 +296,7 @@ def nearest_training(evaluator: Evaluator, images: torch.Tensor, k: int = 3) -> 
     query = np.concatenate([evaluator.extract(part) for part in images.split(500)])
     distances, rows = nearest_k(query, train, k)
     data = evaluator.data
-    named = lambda row: Path(data.paths[row]).name if data.paths else f"training image #{row}"  # noqa: E731
+    named = _namer(data, evaluator.data_config.source)
     neighbours = tuple(tuple(Neighbour(int(r), named(int(r)), float(d), data.images[int(r)])
                              for r, d in zip(rows_i, dist_i)) for rows_i, dist_i in zip(rows, distances))
     test = evaluator.copies()
@@ -302,6 +306,16 @@ def nearest_training(evaluator: Evaluator, images: torch.Tensor, k: int = 3) -> 
                        evaluator.extract.name)
     flags = tuple(bool(d <= test.threshold) for d in distances[:, 0])
     return Nearest(neighbours, flags, test.threshold, "", evaluator.extract.name)
+
+
+def _namer(data, source: str):
+    """A training image's name: its file (a folder), else its index in the source (an .npz's row
+    before the held-out split, Fashion-MNIST's training split)."""
+    if data.paths:
+        return lambda row: Path(data.paths[row]).name
+    label = Path(source).name if source != FASHION_MNIST else "Fashion-MNIST train"
+    rows = data.rows if data.rows is not None else np.arange(len(data.images))
+    return lambda row: f"{label} #{int(rows[row])}"
 
 
 def nearest_sheet(images: np.ndarray, nearest: Nearest) -> np.ndarray:

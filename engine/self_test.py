@@ -3,7 +3,8 @@
 ``Chorus --self-test`` (frozen) or ``python main.py --self-test`` (source) trains every registered
 member a few steps (with its class's ``tiny_params``) on the bundled Fashion-MNIST at 16 px, samples,
 fuses with every registered strategy the run can use (with its ``quick_params``), evaluates, writes and
-re-reads a checkpoint and an exported PNG, all inside a temporary folder, and prints one line per
+re-reads a checkpoint and an exported PNG, explores (variations of an exported image, an
+interpolation, the nearest training images), all inside a temporary folder, and prints one line per
 step with its time. Exit status 0 only when every step passed. Nothing is written outside the
 temporary folder: the evaluation cache is pointed there too.
 """
@@ -66,7 +67,7 @@ class SelfTest:
         for name, step in (("environment", self.environment), ("bundled data", self.bundled_data),
                            ("train", self.train), ("sample", self.sample), ("fuse", self.fuse),
                            ("checkpoint", self.checkpoint), ("export png", self.export_png),
-                           ("evaluate", self.evaluate), ("cuda graphs", self.cuda_graphs)):
+                           ("evaluate", self.evaluate), ("explore", self.explore), ("cuda graphs", self.cuda_graphs)):
             needs_session = name not in ("environment", "bundled data", "train")
             if needs_session and self.session is None:
                 self.record(StepResult(name, False, 0.0, "skipped: training did not succeed"))
@@ -224,6 +225,41 @@ class SelfTest:
         return (f"FD/KID/PRDC of {len(report.members)} members and {len(report.fusions)} fusions on "
                 f"{EVAL_SAMPLES} samples; best member {best} FD {row.fd:.1f}")
 
+    def explore(self) -> str:
+        """Variations at strength 0 of an exported single image give it back; an interpolation ends on
+        the two seeds' own images; every image has nearest training images (engine/explore.py)."""
+        import numpy as np
+
+        from engine import explore
+        from engine.metrics.features import JudgeRecipe
+        from engine.store.images import to_nhwc_uint8
+
+        context = self.session_context()
+        kinds = [name for name, m in self.session.generators().items() if m.can_vary and m.can_interpolate]
+        _require(bool(kinds), "no member makes variations and interpolations")
+        done = []
+        for name in kinds:
+            kept = explore.write(explore.replay(self.session, explore.seed_recipe(self.session, name, 5)),
+                                 self.folder / "kept", stem=name, folder=True)[0]
+            source = explore.source_of(self.session, explore.recipe_of_png(kept), context)
+            same = explore.variations(self.session, source, 4, 0.0, 1, context)
+            _require(all(np.array_equal(image, to_nhwc_uint8(source.image[None])[0])
+                         for image in to_nhwc_uint8(same.images)), f"{name}: strength 0 changed the image")
+            a, b = (explore.source_of(self.session, explore.seed_recipe(self.session, name, s)) for s in (5, 6))
+            strip = explore.interpolation(self.session, a, b, 4)
+            ends = to_nhwc_uint8(strip.images[[0, -1]]).astype(int)
+            own = to_nhwc_uint8(self.session.member(name).sample(1, torch_seed(5)))[0], \
+                to_nhwc_uint8(self.session.member(name).sample(1, torch_seed(6)))[0]
+            _require(np.abs(ends[0] - own[0]).max() <= 1 and np.abs(ends[1] - own[1]).max() <= 1,
+                     f"{name}: the strip does not end on the seeds' own images")
+            done.append(name)
+        evaluator = explore.evaluator_for(self.session, JudgeRecipe(steps=20, batch_size=32))
+        nearest = explore.nearest_training(evaluator, strip.images, 2)
+        _require(all(len(found) == 2 for found in nearest.neighbours), "nearest training images missing")
+        flag = "with" if nearest.likely_copy is not None else "without"
+        return (f"variations and interpolation of {', '.join(done)}; 2 nearest training images of each, "
+                f"{flag} a likely-copy flag")
+
     def cuda_graphs(self) -> str:
         """On a CUDA GPU: whole training steps captured and replayed (the packaged app's only graphs:
         it carries no compiler) train as eager steps do."""
@@ -256,6 +292,12 @@ class SelfTest:
                          f"{member} step {step}: {key} {replayed[key]:.5g} replayed, {value:.5g} eager")
         return (f"dcgan, vae: {GRAPH_STEPS} steps ({WARMUP_STEPS} eager, then one captured step replayed) "
                 "with the losses of eager steps")
+
+
+def torch_seed(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
 
 
 def _require(condition: bool, message: str) -> None:

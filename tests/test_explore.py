@@ -156,7 +156,7 @@ def test_without_held_out_images_the_copy_flag_is_unavailable_and_cli_writes_the
     ok(["sample", run, "--member", "dcgan", "--n", "2", "--seed", "1", "--out", tmp_path / "a.png", "--nearest", "3",
         "--judge-steps", "5"])
     err = capsys.readouterr().err
-    assert "no likely-copy flag" in err and "training image #" in err
+    assert "no likely-copy flag" in err and "d.npz #" in err  # an .npz's images are named by their row
     sheet = pixels(tmp_path / "a-nearest.png")
     assert sheet.shape[:2] == (2 * SIZE + 3 * 2, 4 * SIZE + 5 * 2)  # each sample, then its 3 nearest
     meta = read_png_metadata(tmp_path / "a-nearest.png")
@@ -217,6 +217,15 @@ def test_same_seed_gives_the_same_pixels_on_every_new_path(run, tmp_path):
         layout = ["--columns", "4", "--spacing", "0"] if name == "sheet" else []
         ok(["sample", "--from-png", tmp_path / f"{name}-1.png", *layout, "--out", tmp_path / f"{name}-again.png"])
         assert np.array_equal(pixels(tmp_path / f"{name}-again.png"), runs[name]), name
+    for attempt in (1, 2):  # the nearest sheet, an animation and a folder of singles, twice
+        ok(["sample", run, "--member", "dcgan", "--n", "2", "--seed", "3", "--nearest", "2", "--judge-steps", "5",
+            "--out", tmp_path / f"near-{attempt}.png"])
+        ok(["sample", run, "--member", "dcgan", "--interpolate", "1,2", "--n", "3", "--out", tmp_path / f"a-{attempt}.webp"])
+        ok(["sample", run, "--fusion", "mixture", "--n", "2", "--seed", "3", "--out", f"{tmp_path / f'kept-{attempt}'}/"])
+    assert np.array_equal(pixels(tmp_path / "near-1-nearest.png"), pixels(tmp_path / "near-2-nearest.png"))
+    assert (tmp_path / "a-1.webp").read_bytes() == (tmp_path / "a-2.webp").read_bytes()
+    for one, two in zip(sorted((tmp_path / "kept-1").glob("*.png")), sorted((tmp_path / "kept-2").glob("*.png"))):
+        assert np.array_equal(pixels(one), pixels(two))
     session = open_for_sampling(run, None)
     source_dcgan = explore.source_of(session, explore.seed_recipe(session, "dcgan", 9))
     first, second = (explore.variations(session, source_dcgan, 4, 0.3, seed=2) for _ in range(2))
@@ -255,3 +264,30 @@ def test_variations_errors_exit_2_with_one_line(run, tmp_path, capsys, args, nee
     assert main(["sample", *args, "--out", str(tmp_path / "v.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("chorus: error:") and needle in err[0], err
+
+
+def test_npz_training_images_are_named_by_their_row_in_the_file(tmp_path):
+    from engine.config import DataConfig
+    from engine.data.sources import load_data
+    from tests.conftest import shapes_dataset
+
+    images, labels = shapes_dataset(n=600)
+    np.savez(tmp_path / "many.npz", images=images, labels=labels)
+    data = load_data(DataConfig(source=str(tmp_path / "many.npz"), size=16, channels=1))
+    assert data.heldout is not None and len(data.rows) == len(data.images) < 600  # some rows are held out
+    assert np.array_equal(data.images[..., 0], images[data.rows])
+    named = explore._namer(data, str(tmp_path / "many.npz"))
+    assert named(5) == f"many.npz #{data.rows[5]}" and data.rows[-1] > len(data.images) - 1
+
+
+def test_a_damaged_explore_recipe_exits_2_with_one_line(run, tmp_path, capsys):
+    from engine.store.images import save_png
+
+    ok(["sample", run, "--member", "vae", "--interpolate", "1,2", "--n", "3", "--out", tmp_path / "strip.png"])
+    recipe = read_png_metadata(tmp_path / "strip.png")
+    del recipe["explore"]["interpolate"]["b"]
+    save_png(tmp_path / "damaged.png", pixels(tmp_path / "strip.png")[..., None], recipe)
+    capsys.readouterr()
+    assert main(["sample", "--from-png", str(tmp_path / "damaged.png"), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged" in err[0], err

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["environment", "bundled data", "train", "sample", "fuse", "checkpoint", "export png", "evaluate",
-         "cuda graphs"]
+         "explore", "cuda graphs"]
 
 
 def test_self_test_passes_every_step_and_leaves_the_user_cache_alone(tmp_path, monkeypatch):
@@ -49,7 +49,7 @@ def test_a_failed_step_is_reported_and_the_steps_that_need_it_are_skipped(monkey
     failed = {r.name: r.detail for r in results if not r.ok}
     assert "RuntimeError: no data for you" in failed["train"]
     assert set(failed) == set(STEPS[2:]) and failed["evaluate"].startswith("skipped")
-    assert "FAILED (7 of 9 steps)" in out.getvalue()
+    assert "FAILED (8 of 10 steps)" in out.getvalue()
 
 
 def test_main_wires_the_self_test_flag(tmp_path):

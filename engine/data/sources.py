@@ -32,6 +32,7 @@ class LoadedData:
     heldout: np.ndarray | None = None  # images never trained on: the evaluation's reference
     heldout_labels: np.ndarray | None = None
     paths: tuple[str, ...] = ()   # each training image's file (folders), same order as images
+    rows: np.ndarray | None = None  # each training image's index in the source (.npz, folder) before the split
 
     @property
     def num_classes(self) -> int:
@@ -91,4 +92,5 @@ def _held_out(config: DataConfig, images: np.ndarray, labels: np.ndarray | None,
     heldout_labels = labels[split.heldout] if labels is not None and heldout is not None else None
     paths = tuple(paths[i] for i in split.train) if paths and not whole else paths
     return LoadedData(train_images, train_labels, names, fingerprint(train_images, train_labels),
-                      "\n".join(line for line in lines if line), resolved, heldout, heldout_labels, paths)
+                      "\n".join(line for line in lines if line), resolved, heldout, heldout_labels, paths,
+                      np.asarray(split.train))

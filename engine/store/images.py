@@ -27,7 +27,7 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, margin: i
     one for RGBA, so a sheet of sprites keeps its background see-through); ``pad`` between images,
     ``margin`` around them (default: ``pad``)."""
     n, h, w, c = images.shape
-    columns = max(1, min(columns or math.ceil(math.sqrt(n)), max(n, 1)))
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
     margin = pad if margin is None else margin
     rows = max(1, math.ceil(n / columns))
     out = np.full((rows * (h + pad) - pad + 2 * margin, columns * (w + pad) - pad + 2 * margin, c),

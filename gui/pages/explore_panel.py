@@ -58,6 +58,7 @@ class ExplorePanel(QWidget):
         self.nearest: NearestResult | None = None
         self.pending = False
         self.nearest_pending = False
+        self.varied: Picked | None = None     # the source of the variations on show
 
         self.more = QPushButton("More like this")
         self.more.setToolTip(f"{VARIATIONS_N} neighbours of the selected image (for a fused image: of the member "
@@ -101,7 +102,7 @@ class ExplorePanel(QWidget):
         self.title = _bold(QLabel("Explore"))
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.results = ImageGrid("Variations and interpolation strips appear here.", selectable=True)
+        self.results = ImageGrid("Variations and interpolation strips appear here.", selectable=True, hint=170)
         self.what = QComboBox()
         for text, key in (("explored images", "explored"), ("fused grid", "fused"), ("picked pair", "picked")):
             self.what.addItem(text, key)
@@ -159,7 +160,8 @@ class ExplorePanel(QWidget):
         layout.addWidget(right_widget)
 
         self.closeness.valueChanged.connect(self._closeness_changed)
-        self.more.clicked.connect(self.more_like_this)
+        self.closeness.sliderReleased.connect(self._closeness_chosen)
+        self.more.clicked.connect(lambda: self.more_like_this())
         self.interpolate.clicked.connect(self.interpolate_picks)
         self.results.sig_clicked.connect(self._explored_clicked)
         self.export_grid.clicked.connect(lambda: self.keep("grid"))
@@ -217,12 +219,18 @@ class ExplorePanel(QWidget):
             button.setEnabled(shown or self.fused_grid() is not None or bool(self.picks))
 
     # -- asking ------------------------------------------------------------------------------------
-    def more_like_this(self) -> None:
-        if self.run is None or not self.picks:
+    def more_like_this(self, source: Picked | None = None) -> None:
+        source = source or (self.picks[-1] if self.picks else None)
+        if self.run is None or source is None:
             return
-        source = self.picks[-1]
+        self.varied = source
         self._asking(f"Making {VARIATIONS_N} images like {source.label}…")
         self.bridge.request_variations(self.run, source.recipe, VARIATIONS_N, self.strength)
+
+    def _closeness_chosen(self) -> None:
+        """Letting go of the slider while variations are on show makes them again at the new closeness."""
+        if self.result is not None and self.result.kind == "variations" and self.varied is not None:
+            self.more_like_this(self.varied)
 
     def interpolate_picks(self) -> None:
         if self.run is None or len(self.picks) != 2:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from gui.bridge import GALLERY_N, EngineBridge, GalleryResult
 from gui.catalog import UserError, export_png, fusion_specs, tile, validate_fusion
@@ -21,6 +21,37 @@ from gui.widgets.image_grid import ImageGrid
 from gui.widgets.param_form import ParamForm
 
 REFUSE_DELAY_MS = 120
+
+
+class SidewaysScroll(QScrollArea):
+    """Scrolls its widget sideways only: it is always as tall as the widget needs (its minimum
+    height follows the widget's layout), so in a narrow window it scrolls instead of widening it."""
+
+    def __init__(self, widget: QWidget):
+        super().__init__()
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._fit()
+
+    def _fit(self) -> None:
+        """As tall as the widget is at this width (wrapped labels make its height follow its width)."""
+        widget = self.widget()
+        width = max(self.viewport().width(), widget.minimumSizeHint().width())
+        height = widget.heightForWidth(width) if widget.hasHeightForWidth() else -1
+        height = max(height, widget.minimumSizeHint().height())
+        self.setMinimumHeight(height + self.horizontalScrollBar().sizeHint().height())
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self._fit()
+        return super().eventFilter(watched, event)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self._fit()
 
 
 class GalleryPage(QWidget):
@@ -106,9 +137,10 @@ class GalleryPage(QWidget):
         self.explore = ExplorePanel(bridge, self._fused_for_keeping)
         self.explore.sig_error.connect(self.sig_error)
         self.explore.sig_exported.connect(self.sig_exported)
+        explore_area = SidewaysScroll(self.explore)  # a narrow window scrolls the panel instead of widening
         right = QVBoxLayout()
         right.addLayout(grids, 3)
-        right.addWidget(self.explore, 2)
+        right.addWidget(explore_area, 2)
         layout = QHBoxLayout(self)
         layout.addWidget(side_widget)
         layout.addLayout(right, 1)

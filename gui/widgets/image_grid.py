@@ -43,8 +43,9 @@ class ImageGrid(QWidget):
     sig_clicked = Signal(int)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None, selectable: bool = False,
-                 top: bool = False, square: bool = False):
+                 top: bool = False, square: bool = False, hint: int = 260):
         super().__init__(parent)
+        self.hint = hint  # the preferred size (square), before the layout stretches it
         self.top = top  # hug the top edge (under a title) instead of centring vertically
         self.square = square  # as tall as wide, in a layout: grids stacked under titles leave no gap
         self.placeholder = placeholder
@@ -81,7 +82,7 @@ class ImageGrid(QWidget):
         return 0 if self.images is None else len(self.images)
 
     def sizeHint(self) -> QSize:
-        return QSize(260, 260)
+        return QSize(self.hint, self.hint)
 
     def hasHeightForWidth(self) -> bool:
         return self.square

@@ -42,7 +42,7 @@ def test_explore_panel_finds_neighbours_varies_interpolates_and_keeps(qtbot, tin
     assert panel.nearest_pending
     qtbot.waitUntil(lambda: panel.nearest is not None and not panel.nearest_pending, timeout=LONG)
     assert len(panel.nearest.neighbours) == 3 and panel.nearest_grid.count == 4
-    assert "training image #" in panel.nearest_text.text()
+    assert "shapes.npz #" in panel.nearest_text.text()
     assert "no likely-copy flag" in panel.nearest_text.text()  # 96 images: none held out
 
     panel.closeness.setValue(100)  # strength 0: sixteen copies of the image itself
@@ -53,6 +53,11 @@ def test_explore_panel_finds_neighbours_varies_interpolates_and_keeps(qtbot, tin
     source = gallery.result.members["dcgan"][2]
     assert panel.result.kind == "variations" and len(panel.result.images) == 16
     assert all(np.array_equal(image, source) for image in panel.result.images)
+    panel.closeness.setValue(20)
+    panel.closeness.sliderReleased.emit()  # letting go of the slider makes them again, further away
+    qtbot.waitUntil(lambda: not panel.pending and panel.result.recipe["explore"]["variations"]["strength"] == 0.8,
+                    timeout=LONG)
+    assert sum(not np.array_equal(image, source) for image in panel.result.images) >= 15
 
     click(qtbot, gallery.member_grids["dcgan"], 5)
     assert panel.interpolate.isEnabled()
