@@ -39,8 +39,12 @@ def build_parser() -> Parser:
     train.add_argument("--out", required=True, type=Path, help="run folder to create")
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--seed", type=_int)
-    train.add_argument("--size", type=_int, help="image size in pixels (28, 32, 64…)")
-    train.add_argument("--channels", type=_int, choices=[1, 3])
+    train.add_argument("--size", type=_int_or_auto, help="image size in pixels (28, 32, 64…) or auto (default: "
+                                                       "the pictures' common short side, at most 64)")
+    train.add_argument("--channels", type=_int_or_auto, choices=[1, 3, 4, "auto"],
+                       help="1 grey, 3 colour, 4 colour + transparency, or auto (default: what the pictures are)")
+    train.add_argument("--holdout", type=float, help="share of a folder or .npz never trained on, the "
+                                                     "evaluation's reference (default 0.1; 0: none)")
     train.add_argument("--flip", action="store_true", default=None, help="random horizontal flips")
     train.add_argument("--batch-size", type=_int, help="batch size for every member")
     train.add_argument("--checkpoint-every", type=_int)
@@ -91,8 +95,15 @@ def build_parser() -> Parser:
                           help="training steps of the evaluation judge (fixed seed, cached per dataset; "
                                "default: the judge recipe's)")
 
-    bench = sub.add_parser("bench", help="benchmarks: quality, speed or ui")
+    bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui or photos; fetch-emoji lays out the emoji set")
     bench.add_argument("kind", choices=BENCH_KINDS)
+    bench.add_argument("--count", type=_int_in(1, 1_000_000), help="photos: how many 12-megapixel JPEGs (default 1000)")
+    bench.add_argument("--data", help="quality: fashion-mnist (default), emoji (after 'bench fetch-emoji') or a "
+                                      "folder")
+    bench.add_argument("--size", type=_int_or_auto, help="quality: image size (emoji: 32)")
+    bench.add_argument("--channels", type=_int_or_auto, choices=[1, 3, 4, "auto"],
+                       help="quality: channels (emoji: 4)")
+    bench.add_argument("--tarball", type=Path, help="fetch-emoji: the package's .tgz already at hand (no npm)")
     bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
     bench.add_argument("--ablation", action="store_true",
                        help="speed: also time the trainer with each fast path added in turn")
@@ -109,6 +120,10 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _int_or_auto(text: str) -> int | str:
+    return "auto" if text.strip().lower() == "auto" else _int(text)
 
 
 def _int_in(low: int, high: int):
@@ -147,7 +162,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = run_config(_overlay(raw, args))
     require_a_generator(config)
     with _world(args, config.train.device) as (world, device):
-        session = Session.create(config, args.out, device, world=world)
+        with _reading(args.quiet or (world is not None and not world.is_main)) as reading:
+            session = Session.create(config, args.out, device, world=world, reading=reading)
         _say(world, session.data.report, *session.notes)
         return _train(session, config.train.steps, args.quiet)
 
@@ -156,7 +172,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.session import Session
 
     with _world(args, args.device or "auto") as (world, device):
-        session = Session.open(args.run, device, world=world)
+        with _reading(args.quiet or (world is not None and not world.is_main)) as reading:
+            session = Session.open(args.run, device, world=world, reading=reading)
         steps = args.steps if args.steps is not None else session.config.train.steps
         if steps <= session.step:
             _say(world, f"run {args.run} is already at step {session.step} (asked for {steps}): nothing to "
@@ -186,6 +203,18 @@ def _world(args: argparse.Namespace, device: str):
         distributed.stop()
 
 
+@contextlib.contextmanager
+def _reading(quiet: bool):
+    """A progress bar for reading a folder's pictures (engine/cli_progress.py)."""
+    from engine.cli_progress import FileProgress
+
+    progress = FileProgress(disabled=quiet)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
 def _say(world, *lines: str) -> None:
     if world is None or world.is_main:
         for line in lines:
@@ -197,7 +226,8 @@ def _overlay(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     merged = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
     data = merged.setdefault("data", {})
     train = merged.setdefault("train", {})
-    for key, value in (("source", args.data), ("size", args.size), ("channels", args.channels), ("flip", args.flip)):
+    for key, value in (("source", args.data), ("size", args.size), ("channels", args.channels), ("flip", args.flip),
+                       ("holdout", args.holdout)):
         if value is not None:
             data[key] = value
     for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every", "precision", "compile"):
@@ -317,7 +347,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.report import eval_table
     from engine.session import Session
 
-    session = Session.open(args.run, args.device)
+    with _reading(False) as reading:
+        session = Session.open(args.run, args.device, reading=reading)
     if session.checkpoint is None:
         raise UserError(f"run {args.run} has no checkpoint yet; train it first")
     plan = None
@@ -354,13 +385,18 @@ class StageProgress:
 
 # bench kind → module with ``main(args)``. "ui" lives in the GUI, which the engine never imports:
 # main.py adds it (engine.cli.main's ``benches``), so an engine-only install says it is not there.
-BENCHES = {"quality": "engine.bench.quality", "speed": "engine.bench.speed"}
-BENCH_KINDS = ("quality", "speed", "ui")
+BENCHES = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "photos": "engine.bench.photos"}
+BENCH_KINDS = ("quality", "speed", "ui", "photos", "fetch-emoji")
 
 
 def cmd_bench(args: argparse.Namespace, benches: dict[str, str] | None = None) -> int:
     import importlib
 
+    if args.kind == "fetch-emoji":
+        from engine.bench.emoji import fetch
+
+        print(f"laid out {fetch(args.tarball)}", file=sys.stderr)
+        return 0
     module = (benches or BENCHES).get(args.kind)
     if module is None:
         raise UserError(f"bench {args.kind} is not available in this build")

@@ -33,3 +33,24 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class FileProgress:
+    """Reading a folder's pictures, ``(done, total)`` at a time: a bar on stderr once decoding starts
+    (nothing when every picture comes from the decoded cache)."""
+
+    def __init__(self, disabled: bool = False):
+        self.disabled = disabled
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if self.disabled or done >= total:
+                return
+            self.bar = tqdm(total=total, initial=done, unit="file", desc="reading pictures", file=sys.stderr,
+                            dynamic_ncols=True, mininterval=0.5, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

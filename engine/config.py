@@ -63,14 +63,25 @@ def _reject_unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> 
 
 
 FASHION_MNIST = "fashion-mnist"  # the bundled data set's name as a data source
+FASHION_MNIST_SHAPE = (28, 1)    # its size and channels: what "auto" means for it
+AUTO = "auto"                    # size and channels: follow the pictures (engine/data/sources.py)
+CHANNELS = (1, 3, 4)             # grey, colour, colour + transparency (straight alpha)
+CHANNEL_NAMES = {1: "grey", 3: "colour", 4: "colour + transparency"}
+HOLDOUT = 0.1                    # share of a folder or .npz held out as the evaluation reference
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str = FASHION_MNIST  # "fashion-mnist", an image folder, or an .npz of uint8 images
-    size: int = 28
-    channels: int = 1
+    size: int | str = FASHION_MNIST_SHAPE[0]  # pixels, or "auto" (resolved when the data is read)
+    channels: int | str = FASHION_MNIST_SHAPE[1]  # 1, 3, 4 or "auto" (resolved when the data is read)
     flip: bool = False  # random horizontal flips while training
+    holdout: float = HOLDOUT  # share never trained on, the evaluation's reference (not Fashion-MNIST's)
+
+    @property
+    def resolved(self) -> bool:
+        """Size and channels are numbers (a run's config always is; "auto" is for starting one)."""
+        return self.size != AUTO and self.channels != AUTO
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "DataConfig":
@@ -79,12 +90,22 @@ class DataConfig:
         _check(bool(source), "data source is empty: give 'fashion-mnist', an image folder or an .npz file")
         if source != FASHION_MNIST:  # run.json keeps it absolute: resume works from any directory
             source = str(Path(source).expanduser().absolute())
-        size = _number("data size", raw.get("size", cls.size), int, 8, 256)
-        channels = _number("data channels", raw.get("channels", cls.channels), int)
-        _check(channels in (1, 3), f"data channels must be 1 (grey) or 3 (RGB), got {channels}")
+        size = raw.get("size", AUTO)
+        if str(size).strip().lower() == AUTO:
+            size = FASHION_MNIST_SHAPE[0] if source == FASHION_MNIST else AUTO
+        else:
+            size = _number("data size", size, int, 8, 256)
+        channels = raw.get("channels", AUTO)
+        if str(channels).strip().lower() == AUTO:
+            channels = FASHION_MNIST_SHAPE[1] if source == FASHION_MNIST else AUTO
+        else:
+            channels = _number("data channels", channels, int)
+            _check(channels in CHANNELS,
+                   f"data channels must be 1 (grey), 3 (RGB), 4 (RGBA) or auto, got {channels}")
         flip = raw.get("flip", cls.flip)
         _check(isinstance(flip, bool), f"data flip must be true or false, got {flip!r}")
-        return cls(source=source, size=size, channels=channels, flip=flip)
+        holdout = _number("data holdout", raw.get("holdout", cls.holdout), float, 0.0, 0.5)
+        return cls(source=source, size=size, channels=channels, flip=flip, holdout=holdout)
 
 
 @dataclass(frozen=True)
@@ -233,7 +254,8 @@ def member_from_dict(raw: Mapping[str, Any], data: DataConfig, kinds: Callable[[
     params_raw = _table(raw.get("params", {}), f"{where} params")
     _reject_unknown(f"{where} params", params_raw, {p.name for p in cls.params})
     params = {p.name: p.validate(params_raw.get(p.name, p.default), where) for p in cls.params}
-    cls.check_data(data)
+    if data.resolved:  # else checked once the data is read and "auto" resolved (Session.create)
+        cls.check_data(data)
     return MemberConfig(kind=kind, optim=optim, batch_size=batch, params=params)
 
 

@@ -1,7 +1,9 @@
 """Evaluate a run: every member and every fusion against reference images, in one feature space.
 
 FD, KID (± its spread over subsets), precision / recall / density / coverage (k = 5), FD divided
-by the floor (FD of real training images against the same reference), and samples per second.
+by the floor (FD of as many real training images against the same reference), memorisation (the
+share of likely copies of training images: engine/metrics/memorisation.py) and samples per second.
+The reference is never trained on: Fashion-MNIST's test split, or a folder's held-out images.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatu
                                      judge_key, reference_images, reference_judge)
 from engine.metrics.frechet import frechet_distance
 from engine.metrics.kid import kernel_inception_distance
+from engine.metrics.memorisation import CopyTest, copy_test
 from engine.metrics.prdc import prdc
 
 FIT_HOLDOUT = 5000
@@ -45,6 +48,7 @@ class MetricRow:
     coverage: float
     fd_ratio: float
     samples_per_s: float
+    memorisation: float | None = None  # share of likely copies; None without held-out images
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,13 @@ class EvalReport:
     reference: str = ""
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    memorisation: dict[str, Any] = field(default_factory=dict)  # the test used, or why there is none
 
     def to_json(self) -> dict[str, Any]:
         rows = lambda table: {name: dataclasses.asdict(row) for name, row in table.items()}  # noqa: E731
         return {"members": rows(self.members), "fusions": rows(self.fusions), "floor": {"fd": self.floor_fd},
                 "n": self.n, "step": self.step, "features": self.features, "reference": self.reference,
-                "params": self.params, "skipped": self.skipped}
+                "params": self.params, "skipped": self.skipped, "memorisation": self.memorisation}
 
     def best_member(self) -> tuple[str, MetricRow]:
         return min(self.members.items(), key=lambda item: item[1].fd)
@@ -102,15 +107,35 @@ class Evaluator:
         self.reference = self.cache.of_uint8(ref_key, ref_images, device)
         self.data = data
         self.data_config = data_config
+        self._copies: CopyTest | None = None
+
+    @property
+    def held_out(self) -> bool:
+        """The reference was never trained on (Fashion-MNIST's test split, a folder's held-out share)."""
+        return self.data_config.source == FASHION_MNIST or self.data.heldout is not None
 
     def floor(self, n: int) -> float:
-        """FD of real training images against the reference: the best any generator could score."""
-        if self.data_config.source == FASHION_MNIST:
-            picks = np.sort(np.random.default_rng(1).permutation(len(self.data.images))[:n])
+        """FD of n real training images (a seeded shuffled draw) against the reference: what a generator
+        as good as the data itself would score with as many samples. Without held-out images, two
+        disjoint shuffled halves of the training images."""
+        order = np.random.default_rng(1).permutation(len(self.data.images))
+        if self.held_out:
+            picks = np.sort(order[:n])
             real = self.cache.of_uint8(f"{self.data.fingerprint}-floor{n}", self.data.images[picks], self.device)
             return frechet_distance(real, self.reference)
-        half = len(self.reference) // 2
-        return frechet_distance(self.reference[:half], self.reference[half:])
+        half = len(order) // 2
+        first, second = (self.cache.of_uint8(f"{self.data.fingerprint}-half{i}", self.data.images[np.sort(part)],
+                                             self.device) for i, part in enumerate((order[:half], order[half:2 * half])))
+        return frechet_distance(first, second)
+
+    def copies(self) -> CopyTest | None:
+        """The memorisation test (engine/metrics/memorisation.py), once; None without held-out images."""
+        if not self.held_out:
+            return None
+        if self._copies is None:
+            train = self.cache.of_uint8(f"{self.data.fingerprint}-train", self.data.images, self.device)
+            self._copies = copy_test(train, self.reference)
+        return self._copies
 
     def fit_reference(self) -> np.ndarray:
         """Held-out training images for fitting fusion weights (never the test split)."""
@@ -132,10 +157,11 @@ class Evaluator:
         fd = frechet_distance(fake, self.reference)
         kid = kernel_inception_distance(self.reference, fake, subsets=100, subset_size=min(1000, len(fake)))
         scores = prdc(self.prdc_reference(len(fake)), fake, k=5)
+        copies = self.copies()
         return MetricRow(fd=fd, kid=kid.mean, kid_std=kid.std, precision=scores["precision"],
                          recall=scores["recall"], density=scores["density"], coverage=scores["coverage"],
                          fd_ratio=fd / floor if floor > 0 else float("inf"),
-                         samples_per_s=samples_per_s)
+                         samples_per_s=samples_per_s, memorisation=copies.rate(fake) if copies else None)
 
 
 def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int = 0,
@@ -161,8 +187,10 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
                                                progress, should_stop, timed)
     progress("done", 1.0)
+    copies = evaluator.copies()
+    memorisation = copies.describe() if copies else {"test": None, "why": "no held-out images: " + evaluator.reference_name}
     return EvalReport(members, rows, floor, n, session.step, evaluator.extract.name, evaluator.reference_name,
-                      used, skipped)
+                      used, skipped, memorisation)
 
 
 def _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed) -> dict[str, MetricRow]:

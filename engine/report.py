@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.evaluation import EvalReport, MetricRow
 
-COLUMNS = ("FD", "FD÷floor", "KID×10³", "precision", "recall", "density", "coverage", "samples/s")
+COLUMNS = ("FD", "FD÷floor", "KID×10³", "precision", "recall", "density", "coverage", "copies", "samples/s")
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -15,7 +15,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 def _cells(row: MetricRow) -> list[str]:
     return [f"{row.fd:.2f}", f"{row.fd_ratio:.2f}", f"{1000 * row.kid:.2f} ± {1000 * row.kid_std:.2f}",
             f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.density:.3f}", f"{row.coverage:.3f}",
-            f"{row.samples_per_s:.0f}"]
+            "—" if row.memorisation is None else f"{row.memorisation:.1%}", f"{row.samples_per_s:.0f}"]
 
 
 def eval_table(report: EvalReport) -> str:
@@ -24,6 +24,9 @@ def eval_table(report: EvalReport) -> str:
     text = markdown_table(["", *COLUMNS], rows)
     text += f"\n\nfloor FD (real training images vs {report.reference}): {report.floor_fd:.2f}; n = {report.n}; " \
             f"step {report.step}; features: {report.features}"
+    test = report.memorisation
+    text += (f"\ncopies: {test['test']} (threshold {test['threshold']:.3g})" if test.get("test")
+             else f"\ncopies: not measured ({test.get('why', 'no held-out images')})")
     for label, reason in report.skipped.items():
         text += f"\nskipped {label}: {reason}"
     return text

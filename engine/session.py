@@ -16,7 +16,7 @@ import torch
 from engine.accel import STEP_GRAPH, FastPaths, compile_available, step_graph_available
 from engine.config import RunConfig
 from engine.data.dataset import DeviceDataset
-from engine.data.sources import LoadedData, load_data
+from engine.data.sources import LoadedData, Progress, load_data
 from engine.device import choose_device
 from engine.errors import DataNotFound, UserError
 from engine.members.base import Member
@@ -81,9 +81,12 @@ class Session:
     # -- creating and opening ------------------------------------------------------------------
     @classmethod
     def create(cls, config: RunConfig, out: Path, device: str | None = None, fast: FastPaths | None = None,
-               world: "World | None" = None) -> "Session":
+               world: "World | None" = None, reading: Progress | None = None) -> "Session":
+        """A new run in ``out``; ``reading`` hears (files read, files in all) while a folder is read."""
         torch_device = choose_device(device or config.train.device)
-        data = _check_batches(config, load_data(config.data))
+        data = load_data(config.data, progress=reading)
+        config = resolve_data(config, data)
+        data = _check_batches(config, data)
         if world is None or world.is_main:
             run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
         if world is not None:  # the other ranks read the folder rank 0 made
@@ -95,14 +98,15 @@ class Session:
 
     @classmethod
     def open(cls, path: Path, device: str | None = None, checkpoint: Path | None = None,
-             with_data: bool = True, world: "World | None" = None, fast: FastPaths | None = None) -> "Session":
+             with_data: bool = True, world: "World | None" = None, fast: FastPaths | None = None,
+             reading: Progress | None = None) -> "Session":
         """Open a run at its latest (or the given) checkpoint; ``with_data=False`` for sampling only.
 
-        ``fast``: as for ``create``, instead of the fast paths the run's settings choose."""
+        ``fast`` and ``reading``: as for ``create``."""
         run = RunFolder.open(Path(path))
         torch_device = choose_device(device or run.config.train.device)
         try:
-            data = load_data(run.config.data) if with_data else None
+            data = load_data(run.config.data, progress=reading) if with_data else None
         except DataNotFound:
             raise UserError(f"run {path} was trained on {run.config.data.source}, which is not there any more "
                             "(moved or renamed?); put it back there to go on with this run") from None
@@ -177,6 +181,16 @@ class Session:
         if name not in self.members:
             raise UserError(f"this run has no member {name!r}; it has: {', '.join(self.members)}")
         return self.members[name]
+
+
+def resolve_data(config: RunConfig, data: LoadedData) -> RunConfig:
+    """The run's config with the size and channels "auto" chose for this data, checked against every
+    member (e.g. the diffusion's size divisible by 4)."""
+    if data.config is None or data.config == config.data:
+        return config
+    for member in config.members:
+        member_class(member.kind).check_data(data.config)
+    return dataclasses.replace(config, data=data.config)
 
 
 def _shard(data: LoadedData, world: "World | None") -> LoadedData:

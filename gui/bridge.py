@@ -58,6 +58,7 @@ class EngineBridge(QObject):
     sig_training_ended = Signal()                     # process and engine thread are gone
     # jobs
     sig_data_preview = Signal(object)                 # DataPreview
+    sig_data_progress = Signal(str, float)            # reading a folder's pictures
     sig_data_failed = Signal(str)
     sig_run_opened = Signal(object)                   # RunSnapshot
     sig_run_failed = Signal(str)
@@ -188,6 +189,8 @@ class EngineBridge(QObject):
     def _job_progress(self, _job_id: int, kind: str, label: str, fraction: float) -> None:
         if kind == "eval":
             self.sig_eval_progress.emit(label, fraction)
+        elif kind == "data" and self._jobs.is_latest(kind, _job_id):
+            self.sig_data_progress.emit(label, fraction)
 
     # -- the end -----------------------------------------------------------------------------------
     def shutdown(self, timeout_s: float = STOP_GRACE_S) -> None:

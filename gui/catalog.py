@@ -12,12 +12,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from engine.config import (COMPILE_MODES, DEVICES, FASHION_MNIST, MAX_SAMPLES, MIN_EVAL_SAMPLES,  # noqa: F401
-                           OPTIMIZERS, PRECISIONS, DataConfig, Param, TrainConfig)
+from engine.config import (AUTO, CHANNEL_NAMES, COMPILE_MODES, DEVICES, FASHION_MNIST, HOLDOUT,  # noqa: F401
+                           MAX_SAMPLES, MIN_EVAL_SAMPLES, OPTIMIZERS, PRECISIONS, DataConfig, Param, TrainConfig)
 from engine.errors import UserError
 from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
 
-__all__ = ["UserError", "Param", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "DEVICES", "FASHION_MNIST",
+__all__ = ["UserError", "Param", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "DEVICES", "FASHION_MNIST", "AUTO",
+           "CHANNEL_NAMES", "HOLDOUT",
            "MAX_SAMPLES", "MIN_EVAL_SAMPLES", "TRAIN_DEFAULTS", "DATA_DEFAULTS", "MemberSpec", "FusionSpec",
            "member_specs", "fusion_specs", "validate_data", "validate_member", "validate_run", "validate_fusion",
            "tile", "export_png", "read_png_metadata", "is_run_folder"]

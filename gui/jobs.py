@@ -31,9 +31,11 @@ GALLERY_N = 16
 class DataPreview:
     config: dict[str, Any]
     images: np.ndarray          # (n, H, W, C) uint8: an even spread of the whole set
-    count: int
+    count: int                  # training images (the held-out ones are not trained on)
     report: str
     class_names: tuple[str, ...]
+    heldout: int = 0            # images set aside as the evaluation's reference
+    resolved: dict[str, Any] = field(default_factory=dict)  # size and channels as "auto" chose them
 
 
 @dataclass(frozen=True)
@@ -231,11 +233,13 @@ def data_preview(ctx: JobContext, raw: dict[str, Any], count: int) -> DataPrevie
     import dataclasses
 
     config = DataConfig.from_dict(raw)
-    data = load_data(config)
+    data = load_data(config, progress=lambda done, total: ctx.progress("reading pictures", done / max(total, 1)))
     ctx.check()
     picks = np.linspace(0, len(data.images) - 1, min(count, len(data.images))).astype(int)
+    heldout = 0 if data.heldout is None else len(data.heldout)
+    resolved = dataclasses.asdict(data.config or config)
     return DataPreview(dataclasses.asdict(config), np.ascontiguousarray(data.images[picks]), len(data.images),
-                       data.report, tuple(data.class_names))
+                       data.report, tuple(data.class_names), heldout, resolved)
 
 
 def open_run(ctx: JobContext, path: str) -> RunSnapshot:

@@ -1,8 +1,10 @@
 """`bench quality`: does fusion beat the best single member? (docs/architecture.md, "Measuring quality")
 
-Fashion-MNIST; every member trains the same number of optimizer steps; the evaluation judge
-(fixed seed, cached) supplies the features; the reference is the 10,000 test images. Prints a
-Markdown table and writes JSON. ``--quick`` only checks that the pipeline works.
+Fashion-MNIST (the reference: its 10,000 test images, n = 10,000 samples), or ``--data emoji`` (the
+public artist-style folder of engine/bench/emoji.py; 32 px RGBA by default; the reference: its
+held-out images, n = 2,000) or any folder; every member trains the same number of optimizer steps;
+the evaluation judge (fixed seed, cached) supplies the features. Prints a Markdown table and writes
+JSON. ``--quick`` only checks that the pipeline works.
 """
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import json
 import platform
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from engine.config import RunConfig
-from engine.members.registry import run_config
+from engine.config import FASHION_MNIST, RunConfig
+from engine.members.registry import MEMBERS, run_config
 from engine.evaluation import evaluate
 from engine.metrics.features import JudgeRecipe
 from engine.report import eval_table
@@ -33,12 +36,33 @@ class Budget:
 
 FULL = Budget(steps=1500, n=10_000, judge_steps=1500, fit_samples=2000)
 QUICK = Budget(steps=20, n=400, judge_steps=60, fit_samples=200)
+FOLDER_N = 2000  # samples per row on a folder: its held-out reference is a few hundred images
+EMOJI = "emoji"
+EMOJI_SHAPE = {"size": 32, "channels": 4}  # the artist-folder section of docs/quality.md
 
 
-def bench_config(budget: Budget, device: str) -> RunConfig:
+def bench_data(args) -> dict:
+    """The [data] table: Fashion-MNIST at 28 px grey, the emoji benchmark at 32 px RGBA, or a folder
+    at "auto"; --size and --channels override."""
+    source = getattr(args, "data", None) or FASHION_MNIST
+    if source == FASHION_MNIST:
+        data = {"source": FASHION_MNIST, "size": 28, "channels": 1}
+    elif source == EMOJI:
+        from engine.bench.emoji import require_emoji_folder
+
+        data = {"source": str(require_emoji_folder()), **EMOJI_SHAPE}
+    else:
+        data = {"source": source}
+    for key in ("size", "channels"):
+        if getattr(args, key, None) is not None:
+            data[key] = getattr(args, key)
+    return data
+
+
+def bench_config(budget: Budget, device: str, data: dict | None = None) -> RunConfig:
     return run_config({
-        "data": {"source": "fashion-mnist", "size": 28, "channels": 1},
-        "members": [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")],
+        "data": data or {"source": FASHION_MNIST, "size": 28, "channels": 1},
+        "members": [{"kind": k} for k in MEMBERS],
         "train": {"steps": budget.steps, "seed": 0, "device": device, "log_every": 50,
                   "checkpoint_every": max(1, budget.steps // 4), "keep_checkpoints": 4,
                   "preview_every": max(1, budget.steps)},
@@ -52,11 +76,15 @@ def main(args) -> int:
         session = Session.open(args.run, args.device)
         train_seconds = 0.0
     else:
+        data = bench_data(args)
         out = Path("runs") / f"bench-quality-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}"
-        session = Session.create(bench_config(budget, args.device), out)
+        session = Session.create(bench_config(budget, args.device, data), out)
+        print(session.data.report, file=sys.stderr)
         print(f"training dcgan, vae, diffusion, judge for {budget.steps} steps each into {out}", file=sys.stderr)
         session.train(budget.steps)
         train_seconds = time.perf_counter() - started
+    if session.config.data.source != FASHION_MNIST and not args.quick:
+        budget = dataclasses.replace(budget, n=FOLDER_N)
     eval_started = time.perf_counter()
     report = evaluate(session, budget.n, judge_recipe=JudgeRecipe(steps=budget.judge_steps),
                       fit_samples=budget.fit_samples,
@@ -72,7 +100,8 @@ def main(args) -> int:
         "target_met": fusion_row.fd <= 0.70 * member_row.fd and fusion_row.recall >= member_row.recall - 0.05,
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "total_seconds": time.perf_counter() - started, "quick": bool(args.quick), "steps": session.step,
-        "run": str(session.run.path), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "run": str(session.run.path), "data": session.config.data.source, "size": session.config.data.size,
+        "channels": session.config.data.channels, "n": budget.n, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "threads": torch.get_num_threads(), "device": str(session.device),
     }
     print(eval_table(report))

@@ -44,8 +44,6 @@ def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise UserError(f"{path}: images must be shaped (N,H,W) or (N,H,W,C) with C in 1/3/4, got {images.shape}")
     if images.shape[0] == 0:
         raise UserError(f"{path} holds no images")
-    if images.ndim == 4 and images.shape[-1] == 4:
-        images = images[..., :3]
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         if labels.shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):

@@ -8,7 +8,6 @@ weights; nothing is ever downloaded.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -16,10 +15,10 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from platformdirs import user_cache_dir
 from safetensors.torch import load_file, save_file
 
 from engine import __version__
+from engine.cache import CACHE_ENV, cache_dir  # noqa: F401 - CACHE_ENV re-exported
 from engine.config import DataConfig, MemberConfig
 from engine.data.dataset import DeviceDataset, to_signed_float
 from engine.data.sources import LoadedData
@@ -39,14 +38,6 @@ class JudgeRecipe:
     steps: int = 1500
     batch_size: int = 128
     seed: int = 12345
-
-
-CACHE_ENV = "CHORUS_CACHE_DIR"  # a throw-away cache (the self-test's tiny judge never reaches the user's)
-
-
-def cache_dir() -> Path:
-    override = os.environ.get(CACHE_ENV)
-    return Path(override) if override else Path(user_cache_dir("chorus", appauthor=False))
 
 
 class JudgeFeatures:
@@ -135,6 +126,8 @@ class InceptionFeatures:
         std = torch.tensor([0.229, 0.224, 0.225], device=self.device)[None, :, None, None]
         for part in images.split(64):
             x = (part.to(self.device) + 1) / 2
+            if x.shape[1] == 4:  # straight alpha over white, as a person sees it on a page
+                x = x[:, :3] * x[:, 3:] + (1 - x[:, 3:])
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
             out.append(self.model((x - mean) / std).double().cpu())
@@ -175,7 +168,8 @@ class FeatureCache:
 
 
 def reference_images(config: DataConfig, train: LoadedData, limit: int = 10_000) -> tuple[np.ndarray, str, str]:
-    """The images generated ones are compared with: Fashion-MNIST's test split, else the data itself.
+    """The images generated ones are compared with: Fashion-MNIST's test split, else the held-out
+    images of a folder or .npz (never trained on), else (too few to hold out) the training images.
 
     Returns (images, fingerprint, description).
     """
@@ -184,5 +178,9 @@ def reference_images(config: DataConfig, train: LoadedData, limit: int = 10_000)
     if config.source == FASHION_MNIST:
         test = load_data(config, split="test")
         return test.images[:limit], test.fingerprint, "Fashion-MNIST test split"
+    if train.heldout is not None:
+        return train.heldout[:limit], f"{train.fingerprint}-heldout{len(train.heldout)}", \
+            f"{len(train.heldout):,} held-out images (never trained on)"
     picks = np.random.default_rng(0).permutation(len(train.images))[:limit]
-    return train.images[np.sort(picks)], f"{train.fingerprint}-ref{limit}", "the training images"
+    return train.images[np.sort(picks)], f"{train.fingerprint}-ref{limit}", \
+        "the training images (too few to hold any out)"

@@ -23,11 +23,12 @@ def to_nhwc_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile (n, H, W, C) uint8 into one (rows·H, cols·W, C) image with a dark gutter."""
+    """Tile (n, H, W, C) uint8 into one (rows·H, cols·W, C) image with a dark gutter (a transparent
+    one for RGBA, so a sheet of sprites keeps its background see-through)."""
     n, h, w, c = images.shape
     columns = columns or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / columns)
-    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 24, dtype=np.uint8)
+    out = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 0 if c == 4 else 24, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, columns)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = images[i]

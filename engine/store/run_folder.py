@@ -125,10 +125,15 @@ class RunFolder:
                             f"schema {SCHEMA_VERSION}. Update Chorus to open it.")
         if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
             raise UserError(f"{file} is damaged: schema version {schema!r}")
+        raw = document["config"]
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and "holdout" not in raw["data"]:
+            raw["data"]["holdout"] = 0.0  # made before folders held images out: it trained on all of them
         try:
-            config = run_config(document["config"])
+            config = run_config(raw)
         except UserError as exc:
             raise UserError(f"{file} holds a config this Chorus cannot use: {exc}") from None
+        if not config.data.resolved:
+            raise UserError(f"{file} is damaged: its data size or channels is 'auto'")
         num_classes = document.get("num_classes", 0)
         if not isinstance(num_classes, int) or num_classes < 0:
             raise UserError(f"{file} is damaged: num_classes {num_classes!r}")

@@ -8,14 +8,16 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QRadioButton, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from gui.bridge import DataPreview, EngineBridge
-from gui.catalog import DATA_DEFAULTS, FASHION_MNIST, UserError, validate_data
+from gui.catalog import AUTO, CHANNEL_NAMES, FASHION_MNIST, HOLDOUT, UserError, validate_data
 from gui.widgets.image_grid import ImageGrid
 
 THUMBNAILS = 48
+AUTO_SIZE = 7  # the size box's "auto" (below the smallest size, 8)
 PREVIEW_DELAY_MS = 250
 
 
@@ -50,18 +52,30 @@ class DataPage(QWidget):
         source_layout.addLayout(path_row)
 
         self.size = QSpinBox()
-        self.size.setRange(8, 256)
-        self.size.setValue(DATA_DEFAULTS.size)
+        self.size.setRange(AUTO_SIZE, 256)  # the lowest value shows as "auto"
+        self.size.setSpecialValueText("auto (the pictures' size)")
         self.size.setSuffix(" px")
         self.channels = QComboBox()
+        self.channels.addItem("auto (what the pictures are)", AUTO)
         self.channels.addItem("grey (1 channel)", 1)
         self.channels.addItem("colour (3 channels, RGB)", 3)
+        self.channels.addItem("colour + transparency (4 channels, RGBA)", 4)
         self.flip = QCheckBox("random horizontal flips while training")
+        self.holdout = QDoubleSpinBox()
+        self.holdout.setRange(0, 50)
+        self.holdout.setDecimals(0)
+        self.holdout.setSuffix(" % (never trained on)")
+        self.holdout.setToolTip("A folder's or .npz's held-out share: the reference its evaluation compares "
+                                "with (Fashion-MNIST has its own test split). 0: none.")
+        self.chosen = QLabel("")
+        self.chosen.setWordWrap(True)
         prep_box = QGroupBox("Preprocessing")
         prep = QFormLayout(prep_box)
         prep.addRow("image size", self.size)
         prep.addRow("channels", self.channels)
+        prep.addRow("", self.chosen)
         prep.addRow("augmentation", self.flip)
+        prep.addRow("held out", self.holdout)
 
         self.count = QLabel("—")
         font = QFont(self.count.font())
@@ -96,7 +110,7 @@ class DataPage(QWidget):
         self._timer.setInterval(PREVIEW_DELAY_MS)
         self._timer.timeout.connect(self.refresh)
         for signal in (self.bundled.toggled, self.size.valueChanged, self.channels.currentIndexChanged,
-                       self.flip.toggled):
+                       self.flip.toggled, self.holdout.valueChanged):
             signal.connect(self._changed)
         self.path.editingFinished.connect(self._path_edited)
         self.path.textEdited.connect(self._path_edited)  # typed: the old error no longer applies
@@ -104,24 +118,28 @@ class DataPage(QWidget):
         self.choose_npz.clicked.connect(self._pick_npz)
         bridge.sig_data_preview.connect(self._show_preview)
         bridge.sig_data_failed.connect(self._show_failure)
+        bridge.sig_data_progress.connect(self._show_progress)
 
     # -- the configuration -------------------------------------------------------------------------
     def raw(self) -> dict[str, Any]:
         source = FASHION_MNIST if self.bundled.isChecked() else self.path.text().strip()
-        return {"source": source, "size": self.size.value(), "channels": self.channels.currentData(),
-                "flip": self.flip.isChecked()}
+        size = AUTO if self.size.value() == AUTO_SIZE else self.size.value()
+        return {"source": source, "size": size, "channels": self.channels.currentData(),
+                "flip": self.flip.isChecked(), "holdout": round(self.holdout.value() / 100, 4)}
 
     def set_config(self, config: dict[str, Any], refresh: bool = True) -> None:
-        widgets = (self.bundled, self.custom, self.path, self.size, self.channels, self.flip)
+        widgets = (self.bundled, self.custom, self.path, self.size, self.channels, self.flip, self.holdout)
         for widget in widgets:
             widget.blockSignals(True)
         source = str(config.get("source", FASHION_MNIST))
         self.bundled.setChecked(source == FASHION_MNIST)
         self.custom.setChecked(source != FASHION_MNIST)
         self.path.setText("" if source == FASHION_MNIST else source)
-        self.size.setValue(int(config.get("size", DATA_DEFAULTS.size)))
-        self.channels.setCurrentIndex(max(0, self.channels.findData(int(config.get("channels", DATA_DEFAULTS.channels)))))
-        self.flip.setChecked(bool(config.get("flip", DATA_DEFAULTS.flip)))
+        size, channels = config.get("size", AUTO), config.get("channels", AUTO)
+        self.size.setValue(AUTO_SIZE if size == AUTO else int(size))
+        self.channels.setCurrentIndex(max(0, self.channels.findData(channels if channels == AUTO else int(channels))))
+        self.flip.setChecked(bool(config.get("flip", False)))
+        self.holdout.setValue(100 * float(config.get("holdout", HOLDOUT)))
         for widget in widgets:
             widget.blockSignals(False)
         if refresh:
@@ -133,7 +151,7 @@ class DataPage(QWidget):
 
     def set_read_only(self, read_only: bool) -> None:
         for widget in (self.bundled, self.custom, self.path, self.choose_folder, self.choose_npz, self.size,
-                       self.channels, self.flip):
+                       self.channels, self.flip, self.holdout):
             widget.setEnabled(not read_only)
         self.setAcceptDrops(not read_only)
 
@@ -179,14 +197,32 @@ class DataPage(QWidget):
             images = images.copy()
             images[1::2] = images[1::2, :, ::-1]
         self.thumbnails.set_images(np.ascontiguousarray(images), columns=8)
-        self.count.setText(f"{preview.count:,} images")
+        held = f" (+ {preview.heldout:,} held out)" if preview.heldout else ""
+        self.count.setText(f"{preview.count:,} images{held}")
+        self.chosen.setText(self._chosen_text(preview))
         classes = f"\nClasses: {', '.join(preview.class_names)}" if preview.class_names else ""
         self.report.setPlainText(preview.report + classes)
         self.sig_loaded.emit()
 
+    @staticmethod
+    def _chosen_text(preview: DataPreview) -> str:
+        """What "auto" settled on, in words (the report says why)."""
+        asked, got = preview.config, preview.resolved
+        parts = []
+        if asked.get("size") == AUTO and got.get("size") != AUTO:
+            parts.append(f"{got['size']} px")
+        if asked.get("channels") == AUTO and got.get("channels") != AUTO:
+            parts.append(CHANNEL_NAMES.get(got["channels"], str(got["channels"])))
+        return f"auto chose: {', '.join(parts)}" if parts and preview.config.get("source") != FASHION_MNIST else ""
+
+    def _show_progress(self, label: str, fraction: float) -> None:
+        if self.loading:
+            self.count.setText(f"{label}… {fraction:.0%}")
+
     def _show_failure(self, message: str, announce: bool = True) -> None:
         self.preview, self.error, self.loading = None, message, False
         self.count.setText("no usable images")
+        self.chosen.setText("")
         self.report.setPlainText(message)
         self.thumbnails.clear("Nothing to show: " + message)
         if announce:

@@ -10,18 +10,32 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 PAD = 2
 
 
+FORMATS = {1: QImage.Format.Format_Grayscale8, 3: QImage.Format.Format_RGB888, 4: QImage.Format.Format_RGBA8888}
+CHECKER = ("#d4d4d4", "#f5f5f5")  # drawn under transparent images, as image editors do
+CHECKER_CELL = 6  # screen pixels
+
+
 def to_qimage(image: np.ndarray) -> QImage:
-    """(H, W, 1|3) uint8 → an owned QImage."""
+    """(H, W, 1|3|4) uint8 → an owned QImage (4: straight alpha)."""
     image = np.ascontiguousarray(image)
     height, width, channels = image.shape
-    fmt = QImage.Format.Format_Grayscale8 if channels == 1 else QImage.Format.Format_RGB888
-    return QImage(image.data, width, height, image.strides[0], fmt).copy()
+    return QImage(image.data, width, height, image.strides[0], FORMATS[channels]).copy()
+
+
+def checker_brush() -> QBrush:
+    tile = QPixmap(2 * CHECKER_CELL, 2 * CHECKER_CELL)
+    tile.fill(QColor(CHECKER[0]))
+    painter = QPainter(tile)
+    for x, y in ((0, 0), (CHECKER_CELL, CHECKER_CELL)):
+        painter.fillRect(x, y, CHECKER_CELL, CHECKER_CELL, QColor(CHECKER[1]))
+    painter.end()
+    return QBrush(tile)
 
 
 class ImageGrid(QWidget):
@@ -123,6 +137,10 @@ class ImageGrid(QWidget):
                              Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        if self.images is not None and self.images.shape[-1] == 4:  # transparency shows as a checkerboard
+            brush = checker_brush()
+            for index in range(self.count):
+                painter.fillRect(self.cell_rect(index), brush)
         painter.drawImage(self._target(), self._qimage)
         if self.selected is not None and self.selected < self.count:
             painter.setPen(QPen(QColor("#ff9f1c"), 2))

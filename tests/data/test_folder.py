@@ -95,6 +95,7 @@ GOOD = {
     "sub/nested.png",
     "good\\xff.png",
     LONG_GOOD,
+    "animated.gif",
 }
 
 BAD = {
@@ -180,12 +181,13 @@ def build_corpus(root: Path) -> None:
     (root / LONG_GOOD).write_bytes(encoded(noise(20, 20, seed=8), "PNG"))
     (root / LONG_BAD).write_bytes(b"")
 
+    (root / "animated.gif").write_bytes(encoded(gif_frames[0], "GIF"))  # one frame: loaded as is
+
     # Ignored entirely: hidden files (macOS resource forks), hidden folders, non-image extensions.
     (root / "._good_rgb.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     (root / ".thumbnails").mkdir()
     (root / ".thumbnails" / "t.png").write_bytes(encoded(noise(8, 8), "PNG"))
     (root / "notes.txt").write_text("hello")
-    (root / "animated.gif").write_bytes(encoded(gif_frames[0], "GIF"))
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +238,8 @@ def test_summary_mentions_skipped_files(rgb, corpus):
     assert text.startswith(f"Loaded {len(GOOD)} images from {corpus}; skipped {len(BAD)}: ")
     assert "truncated.png (truncated image file)" in text
     assert "and 1 more" in text  # 11 skipped, 10 listed
-    assert "\n" not in text
+    first, note = text.split("\n")  # the skipped files on one line, then the animations' note
+    assert note == "First frame used of 2 animations (GIF, WebP or TIFF with several frames), e.g. anim.webp."
     text.encode("utf-8")  # printable even with non-UTF-8 names
     for s in rgb.report.skipped:
         s.path.encode("utf-8")
@@ -423,10 +426,10 @@ def test_unexpected_errors_are_contained(tmp_path, monkeypatch, exc, reason):
     (tmp_path / "b.png").write_bytes(encoded(noise(10, 10), "PNG"))
     real = folder_mod._to_mode
 
-    def failing(image, channels):
+    def failing(image):
         if image.size == (13, 17):
             raise exc
-        return real(image, channels)
+        return real(image)
 
     monkeypatch.setattr(folder_mod, "_to_mode", failing)
     result = load_image_folder(tmp_path, 8, 3)
@@ -502,7 +505,7 @@ def test_path_is_a_file(tmp_path):
 
 
 def test_empty_folder(tmp_path):
-    with pytest.raises(UserError, match=r"^No images \(\.png, \.jpg, \.jpeg, \.webp, \.bmp\) found in "):
+    with pytest.raises(UserError, match=r"^No images \(\.png, \.jpg, \.jpeg, \.webp, \.bmp, \.gif, \.tif, \.tiff\) found in "):
         load_image_folder(tmp_path, 16, 3)
     (tmp_path / "readme.txt").write_text("no pictures here")
     (tmp_path / ".hidden.png").write_bytes(encoded(noise(10, 10), "PNG"))
@@ -528,7 +531,8 @@ def test_only_broken_files(tmp_path):
         (16.0, 3, 1000, "whole number"),
         (True, 3, 1000, "whole number"),
         (16, 2, 1000, "Channels must be 1"),
-        (16, 4, 1000, "Channels must be 1"),
+        (16, 5, 1000, "Channels must be 1"),
+        (16, "rgb", 1000, "Channels must be 1"),
         (16, 3, 0, "at least 1"),
     ],
 )
