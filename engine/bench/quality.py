@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from engine.config import FASHION_MNIST, RunConfig
-from engine.members.registry import run_config
+from engine.members.registry import MEMBERS, run_config
 from engine.evaluation import evaluate
 from engine.metrics.features import JudgeRecipe
 from engine.report import eval_table
@@ -62,7 +62,7 @@ def bench_data(args) -> dict:
 def bench_config(budget: Budget, device: str, data: dict | None = None) -> RunConfig:
     return run_config({
         "data": data or {"source": FASHION_MNIST, "size": 28, "channels": 1},
-        "members": [{"kind": k} for k in ("dcgan", "vae", "diffusion", "judge")],
+        "members": [{"kind": k} for k in MEMBERS],
         "train": {"steps": budget.steps, "seed": 0, "device": device, "log_every": 50,
                   "checkpoint_every": max(1, budget.steps // 4), "keep_checkpoints": 4,
                   "preview_every": max(1, budget.steps)},

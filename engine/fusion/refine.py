@@ -29,16 +29,16 @@ class Refine(Fusion):
     def unavailable(cls, kinds: Sequence[str]) -> str:
         classes = [member_class(k) for k in kinds]
         if not any(c.can_refine for c in classes):
-            return f"needs a member that refines images ({kinds_text('refine')}) in the run"
+            return f"needs a {kinds_text('refine')} member in the run"
         if not any(c.can_sample and not c.can_refine for c in classes):
-            return f"needs a member besides the refining one that makes images ({kinds_text('draft')})"
+            return f"needs a member besides the {kinds_text('refine')} one that makes images ({kinds_text('draft')})"
         return ""
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
              context: FusionContext | None = None, **params: Any) -> FusedBatch:
         refiner = next((m for m in members.values() if m.can_refine), None)
         if refiner is None:
-            raise UserError(f"refine needs a member that refines images ({kinds_text('refine')}) in the run")
+            raise UserError(f"refine needs a {kinds_text('refine')} member in the run")
         source_name = params.get("source", "auto")
         candidates = {name: m for name, m in generators_of(members).items() if not m.can_refine}
         if source_name == "auto":
@@ -47,7 +47,7 @@ class Refine(Fusion):
             source_name = (preferred or [None])[0]
         if source_name not in candidates:
             raise UserError(f"refine source {source_name!r} is not a sampling member of this run "
-                            f"(it has: {', '.join(candidates) or 'none besides the refining member'})")
+                            f"(it has: {', '.join(candidates) or f'none besides the {refiner.name} member'})")
         drafts = candidates[source_name].sample(n, seeded_copy(generator))
         images = refiner.refine(drafts, float(params.get("strength", 0.4)), int(params.get("steps", 5)), generator)
         return FusedBatch(images, (f"refine({source_name})",) * n)

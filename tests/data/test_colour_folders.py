@@ -16,9 +16,9 @@ from engine.data.folder_cache import FolderCache
 from engine.data.holdout import heldout_count
 from engine.data.preprocess import choose_channels
 from engine.data.sources import load_data
+from engine.members.registry import run_config
 from engine.session import Session
 from engine.store.images import read_png_metadata
-from engine.members.registry import run_config
 from tests.conftest import tiny_params
 
 CLASSES = ("circles", "squares", "bars")

@@ -149,7 +149,7 @@ def test_mixture_statistics_match_sampled_mixture():
 
 def test_refine_needs_a_diffusion_member_and_soup_two_checkpoints(session):
     without = {k: v for k, v in session.members.items() if k != "diffusion"}
-    with pytest.raises(UserError, match="needs a member that refines images"):
+    with pytest.raises(UserError, match="needs a diffusion member"):
         fusion("refine").fuse(without, 2, torch.Generator(), strength=0.5, steps=2, source="auto")
     with pytest.raises(UserError, match="at least two checkpoints"):
         fusion("soup").fuse(session.members, 2, torch.Generator(), context=FusionContext(), member="vae",

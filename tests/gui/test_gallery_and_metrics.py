@@ -151,7 +151,7 @@ def test_the_gallery_offers_only_what_the_runs_members_can_do(qtbot):
         index = gallery.strategy.findData(name)
         return gallery.strategy.model().item(index).isEnabled(), gallery.strategy.itemData(index, Qt.ItemDataRole.ToolTipRole)
 
-    assert offered("refine") == (False, "needs a member that refines images (diffusion) in the run")
+    assert offered("refine") == (False, "needs a diffusion member in the run")
     assert offered("vote") == (True, None) and offered("mixture") == (True, None)
     gallery.strategy.setCurrentIndex(gallery.strategy.findData("soup"))
     member = gallery.form.fields["member"]
