@@ -43,7 +43,7 @@ def test_fewer_images_than_one_batch_trains_with_replacement_and_says_so(tmp_pat
 
 
 @pytest.mark.parametrize("make,needle", [
-    (lambda d: None, "No images (.png, .jpg, .jpeg, .webp, .bmp) found in"),
+    (lambda d: None, "No images (.png, .jpg, .jpeg, .webp, .bmp, .gif, .tif, .tiff) found in"),
     (lambda d: (d / "notes.txt").write_text("hello"), "No images"),
     (lambda d: [(d / "a.png").write_bytes(b""), (d / "b.jpg").write_text("<html></html>")],
      "None of the 2 image files in"),
