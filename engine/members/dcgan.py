@@ -48,7 +48,7 @@ class DCGAN(Member):
         self.D = Encoder(channels, size, p["width"], 1)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         # "auto" left in a run is one made before augmentation existed: it trained without
-        self.augment = AdaptiveAugment(p["augment_target"], enabled=p["augment"] == "adaptive")
+        self.augment = AdaptiveAugment(p.get("augment_target", 0.6), enabled=p.get("augment", "off") == "adaptive")
 
     @classmethod
     def settle_params(cls, params, images: int) -> dict:

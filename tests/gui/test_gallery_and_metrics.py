@@ -20,7 +20,9 @@ def test_opening_a_run_shows_its_curves_previews_and_fixed_settings(qtbot, tiny_
     window = open_window(qtbot, tiny_run)
     page = window.training_page
     assert set(page.rows) == {"dcgan", "vae", "diffusion", "judge"}
-    assert all(row.plot.points() == 6 for row in page.rows.values())
+    checks = ("diversity", "sharpness")  # drawn at each preview (steps 3 and 6), beside the losses
+    assert all(row.plot.points(key) == 6 for row in page.rows.values() for key in row.plot.series if key not in checks)
+    assert all(page.rows[name].plot.points(key) == 2 for name in ("dcgan", "vae", "diffusion") for key in checks)
     assert all(page.rows[name].preview.count == 16 for name in ("dcgan", "vae", "diffusion"))
     assert page.step == 6 and page.state.text() == "Opened at step 6"
     assert not window.data_page.size.isEnabled() and not page.seed.isEnabled()

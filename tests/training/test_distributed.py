@@ -36,8 +36,13 @@ def _torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
 
 
-def _records(run: Path) -> list[dict]:
+def _all_records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _records(run: Path) -> list[dict]:
+    """The loss lines (a preview's diversity and sharpness line is apart: engine/training/diagnostics.py)."""
+    return [r for r in _all_records(run) if "diversity" not in r]
 
 
 def _last_loss(run: Path, member: str, key: str) -> float:
@@ -58,6 +63,8 @@ def test_two_gloo_processes_train_write_once_and_resume(tmp_path: Path, tiny_npz
     pairs = Counter((r["member"], r["step"]) for r in _records(run))
     assert pairs == {(m, s): 1 for m in MEMBERS for s in (10, 20, 30)}
     assert len(list((run / "samples").glob("dcgan-step-*.png"))) == 3
+    checks = Counter((r["member"], r["step"]) for r in _all_records(run) if "diversity" in r)
+    assert checks["dcgan", 10] == checks["dcgan", 30] == 1  # previews checked once, by rank 0
 
     # the same config in one process: losses on the same scale (gradients are averaged, not summed)
     single = tmp_path / "single"
