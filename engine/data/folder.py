@@ -14,20 +14,19 @@ decoded cache: engine/data/folder_cache.py), then turned into the run's channels
 
 from __future__ import annotations
 
-import errno
 import mimetypes
 import os
-import re
 import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.data.folder_cache import DecodedEntry, FolderCache
+from engine.data.folder_text import bomb_detail, classes_note, list_problems, os_reason, printable, short, shorten
 from engine.data.memory import check_fits
 from engine.data.preprocess import AUTO_SIZES, auto_size_for, choose_channels, from_rgba
 from engine.errors import UserError
@@ -64,7 +63,6 @@ CHANNEL_CHOICES: tuple[int, ...] = (1, 3, 4)
 _AUTO_SIZE_SAMPLE = 256  # headers read to find the folder's common short side
 
 _SUMMARY_MAX_NAMES = 10
-_SUMMARY_NAME_WIDTH = 60
 _ERROR_MAX_PROBLEMS = 3
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
@@ -94,7 +92,7 @@ class FolderReport:
         if not self.skipped:
             text = head + "."
         else:
-            text = f"{head}; skipped {len(self.skipped)}: {_list_problems(self.skipped, _SUMMARY_MAX_NAMES)}"
+            text = f"{head}; skipped {len(self.skipped)}: {list_problems(self.skipped, _SUMMARY_MAX_NAMES)}"
         extra = [self.classes_note] if self.classes_note else []
         return "\n".join([text, *self.notes, *extra])
 
@@ -164,7 +162,7 @@ def load_image_folder(
         ext_list = ", ".join(IMAGE_EXTENSIONS)
         message = f"No images ({ext_list}) found in {shown_root}"
         if skipped:
-            message += f"; could not read: {_list_problems(skipped, _ERROR_MAX_PROBLEMS)}"
+            message += f"; could not read: {list_problems(skipped, _ERROR_MAX_PROBLEMS)}"
         raise UserError(message)
 
     check_fits(len(candidates), size, 4 if channels == "auto" else channels, shown_root)
@@ -180,7 +178,7 @@ def load_image_folder(
     loaded_parts: list[tuple[str, ...]] = []
     animated: list[str] = []
     for parts, outcome in zip(candidates, outcomes):
-        shown = _printable(os.path.join(*parts))
+        shown = printable(os.path.join(*parts))
         if outcome.pixels is None:
             skipped.append(SkippedFile(shown, outcome.reason))
             continue
@@ -193,7 +191,7 @@ def load_image_folder(
     if not loaded_parts:
         raise UserError(
             f"None of the {len(candidates)} image files in {shown_root} could be read; "
-            f"first problems: {_list_problems(skipped_t, _ERROR_MAX_PROBLEMS)}"
+            f"first problems: {list_problems(skipped_t, _ERROR_MAX_PROBLEMS)}"
         )
     if len(loaded_parts) < len(candidates):
         # Shrink in place (no copy of the loaded data); nothing else references the buffer.
@@ -209,10 +207,10 @@ def load_image_folder(
     if animated:
         noun = "animation" if len(animated) == 1 else "animations"
         notes.append(f"First frame used of {len(animated)} {noun} (GIF, WebP or TIFF with several frames), "
-                     f"e.g. {_shorten(animated[0])}.")
+                     f"e.g. {shorten(animated[0])}.")
     report = FolderReport(root=shown_root, loaded=len(loaded_parts), skipped=skipped_t,
-                          classes_note=_classes_note(loaded_parts) if labels is None else "", notes=tuple(notes))
-    paths = tuple(_printable(os.path.join(*parts)) for parts in loaded_parts)
+                          classes_note=classes_note(loaded_parts) if labels is None else "", notes=tuple(notes))
+    paths = tuple(printable(os.path.join(*parts)) for parts in loaded_parts)
     return FolderImages(images=images, labels=labels, class_names=class_names, report=report, paths=paths,
                         channels_note=channels_note, cached=cached)
 
@@ -242,7 +240,7 @@ def _open_root(root: str | os.PathLike) -> tuple[str, str, os.stat_result]:
         root_str = os.fsdecode(os.fspath(root))
     except TypeError:
         raise UserError(f"Image folder must be a path, not {type(root).__name__}.") from None
-    shown_root = _printable(root_str)
+    shown_root = printable(root_str)
     if not root_str:
         raise UserError("Image folder not given (empty path).")
     try:
@@ -250,7 +248,7 @@ def _open_root(root: str | os.PathLike) -> tuple[str, str, os.stat_result]:
     except FileNotFoundError:
         raise UserError(f"Image folder not found: {shown_root}") from None
     except OSError as exc:
-        raise UserError(f"Cannot open image folder {shown_root}: {_os_reason(exc)}") from None
+        raise UserError(f"Cannot open image folder {shown_root}: {os_reason(exc)}") from None
     if not stat.S_ISDIR(root_stat.st_mode):
         raise UserError(f"{shown_root} is not a folder")
     return root_str, shown_root, root_stat
@@ -350,8 +348,8 @@ def _walk(root: str, root_stat: os.stat_result) -> tuple[list[tuple[str, ...]], 
                 entries = sorted(it, key=lambda e: e.name)  # deterministic, also for link dedup
         except OSError as exc:
             if not rel:
-                raise UserError(f"Cannot read image folder {_printable(root)}: {_os_reason(exc)}") from None
-            skipped.append(SkippedFile(_printable(os.path.join(*rel)) + os.sep, f"folder {_os_reason(exc)}"))
+                raise UserError(f"Cannot read image folder {printable(root)}: {os_reason(exc)}") from None
+            skipped.append(SkippedFile(printable(os.path.join(*rel)) + os.sep, f"folder {os_reason(exc)}"))
             continue
         subdirs: list[tuple[str, ...]] = []
         for entry in entries:
@@ -366,7 +364,7 @@ def _walk(root: str, root_stat: os.stat_result) -> tuple[list[tuple[str, ...]], 
                 try:
                     st = entry.stat()
                 except OSError as exc:
-                    skipped.append(SkippedFile(_printable(os.path.join(*rel, name)) + os.sep, f"folder {_os_reason(exc)}"))
+                    skipped.append(SkippedFile(printable(os.path.join(*rel, name)) + os.sep, f"folder {os_reason(exc)}"))
                     continue
                 key = (st.st_dev, st.st_ino)
                 if key in visited:  # symlink loop or a second link to a folder already read
@@ -377,7 +375,7 @@ def _walk(root: str, root_stat: os.stat_result) -> tuple[list[tuple[str, ...]], 
                 files.append(rel + (name,))
             elif _is_image_suffix(name):
                 suffix = os.path.splitext(name)[1].lower()
-                skipped.append(SkippedFile(_printable(os.path.join(*rel, name)),
+                skipped.append(SkippedFile(printable(os.path.join(*rel, name)),
                                            f"{suffix[1:].upper()} is not a format Chorus reads; save it as PNG or JPEG"))
         subdirs.sort(reverse=True)  # popped in sorted order -> deterministic traversal
         stack.extend(subdirs)
@@ -402,17 +400,17 @@ def _load_one(path: str, size: int, max_pixels: int) -> _Decoded:
     except _Skip as skip:
         return _Decoded(None, skip.reason)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return _Decoded(None, f"too large ({_bomb_detail(exc, max_pixels)})")
+        return _Decoded(None, f"too large ({bomb_detail(exc, max_pixels)})")
     except UnidentifiedImageError:
         return _Decoded(None, "not an image (cannot identify format)")
     except MemoryError:
         return _Decoded(None, "out of memory while decoding")
     except OSError as exc:
-        return _Decoded(None, _os_reason(exc))
+        return _Decoded(None, os_reason(exc))
     except (SyntaxError, ValueError, EOFError) as exc:
-        return _Decoded(None, _short(f"corrupt image ({exc})" if str(exc) else "corrupt image"))
+        return _Decoded(None, short(f"corrupt image ({exc})" if str(exc) else "corrupt image"))
     except Exception as exc:  # noqa: BLE001 - a bad file must never stop the whole load
-        return _Decoded(None, _short(f"unreadable image ({type(exc).__name__}: {exc})"))
+        return _Decoded(None, short(f"unreadable image ({type(exc).__name__}: {exc})"))
 
 
 def _decode(path: str, size: int, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -504,18 +502,6 @@ def _square(image: Image.Image, size: int) -> Image.Image:
 # labels
 
 
-def _classes_note(loaded: list[tuple[str, ...]]) -> str:
-    """Said when >= 2 subfolders hold images but loose ones beside them keep the subfolders from
-    being classes (a stray file would otherwise silently drop every label)."""
-    loose = [parts[0] for parts in loaded if len(parts) < 2]
-    folders = {parts[0] for parts in loaded if len(parts) >= 2}
-    if not loose or len(folders) < 2:
-        return ""
-    noun = "image lies" if len(loose) == 1 else "images lie"
-    return (f"No classes: {len(loose)} {noun} outside the {len(folders)} subfolders (e.g. "
-            f"{_printable(loose[0])}); move them into one to train with the subfolders as classes.")
-
-
 def _labels(loaded: list[tuple[str, ...]]) -> tuple[np.ndarray | None, tuple[str, ...]]:
     """Class labels from immediate sub-folders: only when every image is in one, and there are >= 2."""
     if any(len(parts) < 2 for parts in loaded):
@@ -525,7 +511,7 @@ def _labels(loaded: list[tuple[str, ...]]) -> tuple[np.ndarray | None, tuple[str
         return None, ()
     index = {name: i for i, name in enumerate(names)}
     labels = np.fromiter((index[parts[0]] for parts in loaded), dtype=np.int64, count=len(loaded))
-    return labels, tuple(_printable(name) for name in names)
+    return labels, tuple(printable(name) for name in names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,61 +524,3 @@ def _check_int(what: str, value: object, minimum: int) -> int:
     if value < minimum:
         raise UserError(f"{what} must be at least {minimum}, not {value}.")
     return int(value)
-
-
-def _printable(name: str) -> str:
-    """A file name as safe, one-line text: undecodable bytes and control characters escaped."""
-    try:
-        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # lone surrogates outside the surrogateescape range (Windows)
-        text = name.encode("utf-8", "backslashreplace").decode("utf-8")
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
-def _shorten(text: str, width: int = _SUMMARY_NAME_WIDTH) -> str:
-    if len(text) <= width:
-        return text
-    keep = (width - 3) // 2
-    return text[:keep] + "..." + text[len(text) - keep :]
-
-
-def _short(text: str, width: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _list_problems(skipped: Iterable[SkippedFile], limit: int) -> str:
-    items = list(skipped)
-    shown = ", ".join(f"{_shorten(s.path)} ({s.reason})" for s in items[:limit])
-    if len(items) > limit:
-        shown += f", and {len(items) - limit} more"
-    return shown
-
-
-def _os_reason(exc: OSError) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "missing file or broken link"
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop"
-    message = str(exc)
-    if "truncated" in message.lower():
-        return "truncated image file"
-    if exc.errno is not None and exc.strerror:
-        return _short(f"cannot read file ({exc.strerror.lower()})")
-    # Pillow's own decoding errors carry no errno: "broken data stream ...", "cannot identify ...".
-    return _short(f"corrupt image ({message})" if message else "corrupt image")
-
-
-def _bomb_detail(exc: BaseException, max_pixels: int) -> str:
-    # Pillow: "Image size (N pixels) exceeds limit of M pixels, could be decompression bomb DOS attack."
-    found = re.match(r"Image size \((\d+) pixels\) exceeds limit of (\d+) pixels", str(exc))
-    if not found:
-        return "possible decompression bomb"
-    pixels, pillow_limit = int(found.group(1)), int(found.group(2))
-    if pixels > max_pixels:
-        return f"{pixels:,} pixels > limit of {max_pixels:,}"
-    return f"{pixels:,} pixels > safety limit of {pillow_limit:,}"
