@@ -225,12 +225,19 @@ class Member(ABC):
     def variations(self, image: torch.Tensor, latent: torch.Tensor | None, n: int, strength: float,
                    generator: torch.Generator) -> torch.Tensor:
         """``n`` neighbours of one image (``image`` (C, H, W), ``latent`` its latent or None);
-        ``strength`` in [0, 1]: 0 gives the image itself, 1 unrelated samples (``can_vary``)."""
-        raise UserError(f"member {self.name!r} cannot make variations of an image")
+        ``strength`` in [0, 1]: 0 gives the image itself, 1 unrelated samples (``can_vary``).
+        A member that varies its latent ("latent") gets latent neighbours of it here."""
+        if self.can_vary != "latent":
+            raise UserError(f"member {self.name!r} cannot make variations of an image")
+        noise = self.latents(n, generator)
+        return self.from_latents(latent_neighbours(needs_latent(self, latent), noise, strength))
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-        """``steps`` images from latent ``a`` to latent ``b``, both included (``can_interpolate``)."""
-        raise UserError(f"member {self.name!r} cannot interpolate between images")
+        """``steps`` images from latent ``a`` to latent ``b``, both included (``can_interpolate``):
+        each point of the spherical path decoded."""
+        if not self.can_interpolate:
+            raise UserError(f"member {self.name!r} cannot interpolate between images")
+        return self.from_latents(slerp_path(a, b, steps))
 
     def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:
         """``images`` partly noised (``strength`` in (0, 1]) and denoised in ``steps`` steps (``can_refine``)."""

@@ -13,7 +13,7 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AdaptiveAugment
-from engine.members.base import Loss, Member, in_chunks, latent_neighbours, needs_latent as _needs, slerp_path, update_ema
+from engine.members.base import Loss, Member, in_chunks, update_ema
 from engine.members.nets import Decoder, Encoder
 
 
@@ -92,14 +92,6 @@ class DCGAN(Member):
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.from_latents(self.latents(n, generator))
-
-    def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
-        """Neighbours of the image's z (``latent_neighbours``)."""
-        noise = self.latents(n, generator)
-        return self.from_latents(latent_neighbours(_needs(self, latent), noise, strength))
-
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-        return self.from_latents(slerp_path(a, b, steps))
 
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
-from engine.members.base import Loss, Member, in_chunks, slerp_path, update_ema
+from engine.members.base import Loss, Member, in_chunks, update_ema
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -160,10 +160,6 @@ class Diffusion(Member):
         if strength == 0.0:
             return copies.clamp(-1, 1)
         return self.refine(copies, strength, max(1, round(strength * self.p["sample_steps"])), generator)
-
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-        """Spherical interpolation of the initial noise, each point sampled."""
-        return self.from_latents(slerp_path(a, b, steps))
 
     @torch.no_grad()
     def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:

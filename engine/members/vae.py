@@ -10,7 +10,7 @@ from torch import nn
 from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
-from engine.members.base import Loss, Member, in_chunks, latent_neighbours, needs_latent as _needs, slerp_path
+from engine.members.base import Loss, Member, in_chunks
 from engine.members.nets import Decoder, Encoder
 
 
@@ -73,14 +73,6 @@ class VAE(Member):
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.from_latents(self.latents(n, generator))
-
-    def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
-        """Neighbours of the image's code (``latent_neighbours``)."""
-        noise = self.latents(n, generator)
-        return self.from_latents(latent_neighbours(_needs(self, latent), noise, strength))
-
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-        return self.from_latents(slerp_path(a, b, steps))
 
     @torch.no_grad()
     def score(self, images: torch.Tensor) -> torch.Tensor:
