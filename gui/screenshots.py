@@ -67,7 +67,8 @@ def grab(window, page, out: Path, name: str) -> Path:
     return path
 
 
-def take(out: Path, quick: bool) -> list[Path]:
+def studio(preview_data: bool = True):
+    """The application and its window at SIZE, shown, with settings in the throw-away folder."""
     from PySide6.QtCore import QSettings
 
     from gui.app import make_app
@@ -76,9 +77,26 @@ def take(out: Path, quick: bool) -> list[Path]:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["CHORUS_USER_DATA"])
     from gui.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(preview_data=preview_data)
     window.resize(*SIZE)
     window.show()
+    return app, window
+
+
+def open_gallery(window, run: Path, seed: int = 3):
+    """Open ``run`` and wait for its gallery at ``seed``."""
+    window.open_run(run)
+    gallery = window.gallery_page
+    wait_until(lambda: gallery.run is not None, 300, "the run to open")
+    window.tabs.setCurrentWidget(gallery)
+    gallery.seed.setValue(seed)
+    wait_until(lambda: gallery.result is not None and gallery.result.seed == seed and not gallery.pending
+               and not gallery._timer.isActive(), 600, "the gallery")
+    return gallery
+
+
+def take(out: Path, quick: bool) -> list[Path]:
+    app, window = studio()  # noqa: F841 - the app lives while the window does
     shots = []
     wait_until(lambda: window.data_page.preview is not None, 120, "the data preview")
     shots.append(grab(window, window.data_page, out, "data"))
@@ -133,17 +151,7 @@ def take(out: Path, quick: bool) -> list[Path]:
 
 
 def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
-    from PySide6.QtCore import QSettings
-
-    from gui.app import make_app
-
-    app = make_app([sys.argv[0]])  # noqa: F841 - kept alive while the window lives
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["CHORUS_USER_DATA"])
-    from gui.main_window import MainWindow
-
-    window = MainWindow()
-    window.resize(*SIZE)
-    window.show()
+    app, window = studio()  # noqa: F841 - the app lives while the window does
     data = window.data_page
     wait_until(lambda: data.preview is not None, 120, "the bundled data's preview")
     data.set_source(str(folder))
@@ -151,13 +159,7 @@ def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
                600, "the folder's preview")
     shots = [grab(window, data, out, f"data-{name}")]
 
-    window.open_run(run)
-    gallery = window.gallery_page
-    wait_until(lambda: gallery.run is not None, 300, "the run to open")
-    window.tabs.setCurrentWidget(gallery)
-    gallery.seed.setValue(3)
-    wait_until(lambda: gallery.result is not None and gallery.result.seed == 3 and not gallery.pending
-               and not gallery._timer.isActive(), 600, "the gallery")
+    gallery = open_gallery(window, run)
     gallery._select("fused", 2)
     gallery.fused.selected = 2
     shots.append(grab(window, gallery, out, f"gallery-{name}"))
@@ -166,26 +168,10 @@ def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
 
 
 def take_explore(out: Path, run: Path, judge_steps: int = 200) -> list[Path]:
-    from PySide6.QtCore import QSettings
-
-    from gui.app import make_app
-
-    app = make_app([sys.argv[0]])  # noqa: F841 - kept alive while the window lives
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["CHORUS_USER_DATA"])
-    from gui.main_window import MainWindow
-
-    window = MainWindow(preview_data=False)
-    window.resize(*SIZE)
-    window.show()
+    app, window = studio(preview_data=False)  # noqa: F841 - the app lives while the window does
     window.bridge.eval_judge_steps = judge_steps
-    window.open_run(run)
-    gallery = window.gallery_page
+    gallery = open_gallery(window, run)
     panel = gallery.explore
-    wait_until(lambda: gallery.run is not None, 300, "the run to open")
-    window.tabs.setCurrentWidget(gallery)
-    gallery.seed.setValue(3)
-    wait_until(lambda: gallery.result is not None and gallery.result.seed == 3 and not gallery.pending
-               and not gallery._timer.isActive(), 600, "the gallery")
     made_by = [i for i, who in enumerate(gallery.result.provenance) if who == "dcgan"]
     first, second = (made_by + [0, 1])[:2]
 
