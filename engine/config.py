@@ -247,6 +247,8 @@ class MemberKind(Protocol):
 
     def check_data(self, data: DataConfig) -> None: ...
 
+    def upgrade_params(self, params: Mapping[str, Any], batch_size: int) -> Mapping[str, Any]: ...
+
 
 def member_from_dict(raw: Mapping[str, Any], data: DataConfig, kinds: Callable[[str], MemberKind]) -> MemberConfig:
     """Validate one member's settings against the parameters its kind declares."""
@@ -257,7 +259,7 @@ def member_from_dict(raw: Mapping[str, Any], data: DataConfig, kinds: Callable[[
     optim = OptimConfig.from_dict(_table(raw.get("optim", {}), f"{where} optim"), f"{where} optim",
                                   cls.default_optim)
     batch = _number(f"{where} batch_size", raw.get("batch_size", cls.default_batch_size), int, 1, 65536)
-    params_raw = _table(raw.get("params", {}), f"{where} params")
+    params_raw = cls.upgrade_params(_table(raw.get("params", {}), f"{where} params"), batch)
     _reject_unknown(f"{where} params", params_raw, {p.name for p in cls.params})
     params = {p.name: p.validate(params_raw.get(p.name, p.default), where) for p in cls.params}
     if data.resolved:  # else checked once the data is read and "auto" resolved (Session.create)

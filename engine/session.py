@@ -192,7 +192,7 @@ def resolve_data(config: RunConfig, data: LoadedData) -> RunConfig:
     for member in config.members:
         cls = member_class(member.kind)
         cls.check_data(resolved)
-        members.append(dataclasses.replace(member, params=cls.settle_params(member.params, len(data.images))))
+        members.append(dataclasses.replace(member, params=cls.settle_params(member.params, len(data.images), resolved)))
     return dataclasses.replace(config, data=resolved, members=tuple(members))
 
 

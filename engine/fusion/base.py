@@ -41,6 +41,11 @@ class FusionContext:
         self.checkpoints = checkpoints or []
 
     @property
+    def has_features(self) -> bool:
+        """Both the feature space and the held-out training images to compare with are at hand."""
+        return self._features is not None and self._fit_reference is not None
+
+    @property
     def features(self) -> Callable[[torch.Tensor], np.ndarray]:
         if self._features is None:
             raise UserError("this fusion needs the evaluation features, which are not available here")

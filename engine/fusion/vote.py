@@ -1,19 +1,38 @@
 """Committee vote / rejection sampling: draw a pool K× larger than asked from all members, let
 every member that can judge realism (discriminator logit, VAE ELBO, judge confidence) rank the
-pool, average the ranks, and keep the best 1/K. Optional quotas keep each member's share of the
-output equal to its share of the pool, protecting diversity (recall) from a greedy committee.
+pool, average the ranks, and keep the best 1/K.
+
+How many images each member gets (``shares``):
+- ``auto`` (default): the committee ranks each member's images among that member's own only (a
+  discriminator that prefers its own generator's style, or an ELBO that prefers blur, cannot hand
+  one member the whole output), each member's best images are measured in the evaluation feature
+  space, and the shares are the mixture weights that bring them closest to held-out training images
+  (engine/fusion/mixture.py); a member whose pool looks collapsed (feature diversity below half the
+  real images') gets none. Within a member's share, a kept image pushes its near-duplicates down
+  (``spread``), so rejection does not trade variety for realism. Without evaluation features (no
+  context): even shares.
+- ``even``: the same share for each member (what ``quotas`` asked for);
+- ``committee``: the best ranks over the whole pool, whoever made them.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
+from engine.fusion.mixture import mixture_stats, simplex_grid
 from engine.members.base import Member
 from engine.members.registry import kinds_text, member_class
+from engine.metrics.frechet import feature_stats, frechet_from_stats
+from engine.training.diagnostics import DIVERSITY_LOW  # below this share of the real images' spread: collapsed
+
+SHARES = ("auto", "even", "committee")
+SPREAD = 0.5  # a kept image's near-duplicates lose about half the rank range
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -34,13 +53,19 @@ class Vote(Fusion):
     title = "Committee vote"
     params = (
         Param("k", 4, 1, 32, help="pool size as a multiple of the images asked for; keep the best 1/k"),
-        Param("quotas", False, help="keep each member's share of the output equal to its share of the pool"),
+        Param("shares", "auto", choices=SHARES,
+              help="how many images each member gets: auto (fitted on held-out images, collapsed members "
+                   "left out), even, or committee (the best ranks, whoever made them)"),
+        Param("spread", SPREAD, 0.0, 10.0, help="how strongly a kept image pushes down its near-duplicates "
+                                                "(0: realism alone)"),
+        Param("quotas", False, help="the same as shares=even (kept for older recipes)"),
         Param("voters", None, 0.0, 100.0, per_member=True, scorers=True,
               help="weight of each member's vote (members without a realism score cannot vote)"),
     )
     evaluation_plan = {
         "vote": {"k": 4},
-        "vote-quotas": {"k": 4, "quotas": True},
+        "vote-even": {"k": 4, "shares": "even"},
+        "vote-committee": {"k": 4, "shares": "committee"},
         "vote-judge": {"k": 4, "voters": {"judge": 1.0}},
         "vote-gan-judge": {"k": 4, "voters": {"dcgan": 1.0, "judge": 1.0}},
     }
@@ -64,14 +89,27 @@ class Vote(Fusion):
         images = torch.cat(pool)
         if k == 1:
             return FusedBatch(images, tuple(owner))
-        combined = self.committee(members, images, params.get("voters"))
-        keep = self.select(combined, owner, list(found), n, bool(params.get("quotas")))
+        shares = "even" if params.get("quotas") else params.get("shares", "auto")
+        if shares == "committee":
+            combined = self.committee(members, images, params.get("voters"))
+            keep = self.select(combined, owner, list(found), n, quotas=False)
+            return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
+        groups = [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in found]
+        ranks = self.committee(members, images, params.get("voters"), groups)
+        features = _features(context, images) if shares == "auto" else None
+        counts = split_evenly(n, len(found)) if features is None else \
+            fitted_counts(features, ranks, groups, list(found), n, context.fit_reference)
+        spread = float(params.get("spread", SPREAD)) if features is not None else 0.0
+        kept = [own[pick_spread(ranks[own], None if features is None else features[own.numpy()], count, spread)]
+                for own, count in zip(groups, counts) if count]
+        keep = interleave(torch.sort(torch.cat(kept)).values, owner)
         return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
 
     @staticmethod
-    def committee(members: Mapping[str, Member], images: torch.Tensor,
-                  voters: Mapping[str, float] | None) -> torch.Tensor:
-        """Weighted mean of each voter's percentile rank of every pool image."""
+    def committee(members: Mapping[str, Member], images: torch.Tensor, voters: Mapping[str, float] | None,
+                  groups: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Weighted mean of each voter's percentile rank of every pool image; with ``groups`` (each
+        member's indices in the pool) an image is ranked among its group's only."""
         total, weight_sum = torch.zeros(len(images), dtype=torch.float64), 0.0
         unknown = sorted(set(voters or {}) - set(members))
         if unknown:  # a misspelt voter would silently not vote
@@ -85,7 +123,7 @@ class Vote(Fusion):
                 if voters is not None:  # asked by name to vote
                     raise UserError(f"{name} cannot vote: it has no realism score ({kinds_text('score')} has one)")
                 continue
-            total += weight * percentile_ranks(scores)
+            total += weight * (percentile_ranks(scores) if groups is None else grouped_ranks(scores, groups))
             weight_sum += weight
         if weight_sum == 0:
             raise UserError(f"vote needs at least one voting member with a realism score ({kinds_text('score')})")
@@ -103,6 +141,107 @@ class Vote(Fusion):
             best = torch.argsort(combined[own], descending=True, stable=True)[:quota]
             kept.append(own[best])
         return interleave(torch.sort(torch.cat(kept)).values, owner)
+
+
+def grouped_ranks(scores: torch.Tensor, groups: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Percentile ranks taken within each group (a member's own images) apart."""
+    ranks = torch.zeros(len(scores), dtype=torch.float64)
+    for group in groups:
+        ranks[group] = percentile_ranks(scores.cpu()[group])
+    return ranks
+
+
+def _features(context: FusionContext | None, images: torch.Tensor) -> np.ndarray | None:
+    if context is None or not context.has_features:
+        return None
+    return np.concatenate([context.features(part) for part in images.split(1000)])
+
+
+def fitted_counts(features: np.ndarray, ranks: torch.Tensor, groups: Sequence[torch.Tensor], names: list[str],
+                  n: int, reference: np.ndarray) -> list[int]:
+    """Each member's number of images: the mixture weights (on the probability simplex) that bring
+    its best 1/k images' features closest (Fréchet distance) to held-out training images, collapsed
+    members left out; rounded to ``n`` in all by largest remainders."""
+    reference_spread = feature_spread(reference)
+    best, collapsed = [], []
+    for name, own in zip(names, groups):
+        order = torch.argsort(ranks[own], descending=True, stable=True)
+        top = features[own[order[:max(2, -(-n // len(names)))]].numpy()]
+        best.append(top)
+        if feature_spread(features[own.numpy()]) < DIVERSITY_LOW * reference_spread:
+            collapsed.append(name)
+    if len(collapsed) == len(names):
+        collapsed = []  # all alike: nothing to prefer
+    stats = [feature_stats(top) for top in best]
+    mu_ref, sigma_ref = feature_stats(reference)
+    allowed = [name not in collapsed for name in names]
+    best_w, best_fd = None, float("inf")
+    for w in simplex_grid(len(names)):
+        if any(wi > 0 and not ok for wi, ok in zip(w, allowed)):
+            continue
+        fd = frechet_from_stats(*mixture_stats(stats, w), mu_ref, sigma_ref)
+        if fd < best_fd:
+            best_w, best_fd = w, fd
+    counts = largest_remainders(best_w, n)
+    pool_sizes = [len(own) for own in groups]
+    return _within_pools(counts, pool_sizes)
+
+
+def _within_pools(counts: list[int], pool_sizes: list[int]) -> list[int]:
+    """No member asked for more images than it drew; the excess goes to the others in turn."""
+    counts = list(counts)
+    excess = sum(max(0, c - p) for c, p in zip(counts, pool_sizes))
+    counts = [min(c, p) for c, p in zip(counts, pool_sizes)]
+    for i in itertools.cycle(range(len(counts))):
+        if excess == 0:
+            break
+        if counts[i] < pool_sizes[i]:
+            counts[i] += 1
+            excess -= 1
+    return counts
+
+
+def largest_remainders(weights: Sequence[float], n: int) -> list[int]:
+    """Integers summing to ``n`` in proportion to ``weights`` (Hamilton's method)."""
+    exact = [float(w) * n for w in weights]
+    counts = [int(e) for e in exact]
+    for i in sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))[:n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def feature_spread(features: np.ndarray) -> float:
+    """Mean distance between pairs of feature vectors (on at most 1,000 of them, evenly taken)."""
+    picks = features[:: max(1, len(features) // 1000)][:1000]
+    return float(torch.pdist(torch.as_tensor(picks, dtype=torch.float64)).mean()) if len(picks) > 1 else 0.0
+
+
+def pick_spread(ranks: torch.Tensor, features: np.ndarray | None, count: int, spread: float) -> torch.Tensor:
+    """``count`` positions, best committee rank first, each pick lowering the score of the images
+    near it in feature space: score = rank − spread · exp(−d² / h²), d the distance to the nearest
+    kept image and h half the median distance between the candidates' nearest neighbours (a
+    near-duplicate loses about ``spread`` of rank; an image as far as a typical neighbour 2 % of it).
+    ``spread`` 0 or no features: the best ranks alone."""
+    if features is None or spread <= 0 or count >= len(ranks):
+        return torch.argsort(ranks, descending=True, stable=True)[:count]
+    x = torch.as_tensor(features, dtype=torch.float64)
+    probe = x[:: max(1, len(x) // 500)]  # the bandwidth from at most ~500 candidates' nearest neighbours
+    to_probe = torch.cdist(probe, x)
+    to_probe[to_probe == 0] = float("inf")  # itself (and exact twins)
+    h2 = (0.5 * float(to_probe.min(dim=1).values.median())) ** 2
+    h2 = h2 if 0 < h2 < float("inf") else 1.0
+    nearest = torch.full((len(ranks),), float("inf"), dtype=torch.float64)
+    score = ranks.double().clone()
+    taken = torch.zeros(len(ranks), dtype=torch.bool)
+    picks = []
+    for _ in range(count):
+        penalised = score - spread * torch.exp(-nearest.pow(2) / h2)
+        penalised[taken] = float("-inf")
+        best = int(torch.argmax(penalised))
+        picks.append(best)
+        taken[best] = True
+        nearest = torch.minimum(nearest, torch.cdist(x[best:best + 1], x)[0])
+    return torch.tensor(picks, dtype=torch.long)
 
 
 def interleave(kept: torch.Tensor, owner: list[str]) -> torch.Tensor:

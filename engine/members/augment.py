@@ -21,6 +21,8 @@ from torch import nn
 
 TRANSLATION = 0.125
 CUTOUT = 0.5
+AUGMENT_BELOW = 10_000  # "auto" augments on folders smaller than this (the DCGAN's D, the judge)
+JUDGE_P = 0.5  # the judge's fixed probability per image and operation (it has no overfitting signal to steer by)
 
 
 class AdaptiveAugment(nn.Module):

@@ -67,6 +67,7 @@ class Member(ABC):
         self.num_classes = num_classes
         self.device = device
         self.step = 0
+        self.batch_images = config.batch_size  # the current batch's size (an out-of-memory halving changes it)
         self.state_version = 0  # bumped when weights or optimizer state are replaced (a captured step goes stale)
         # under a step graph the step count also lives on the device, where a replayed graph reads it
         self.step_count = torch.zeros((), dtype=torch.int64, device=device) if self.fast.step_graph else None
@@ -111,9 +112,19 @@ class Member(ABC):
         """Raise UserError if this member cannot train on such data (size, channels)."""
 
     @classmethod
-    def settle_params(cls, params: Mapping[str, Any], images: int) -> dict[str, Any]:
+    def upgrade_params(cls, params: Mapping[str, Any], batch_size: int) -> Mapping[str, Any]:
+        """A run.json's parameters as this version names them (an old run's retired ones translated)."""
+        if "ema_decay" not in params:
+            return params
+        upgraded = {k: v for k, v in params.items() if k != "ema_decay"}
+        upgraded.setdefault("ema_half_life", half_life_of(params["ema_decay"], batch_size))
+        return upgraded
+
+    @classmethod
+    def settle_params(cls, params: Mapping[str, Any], images: int, data: DataConfig | None = None) -> dict[str, Any]:
         """The parameters with every "auto" that depends on the data settled, for a new run on
-        ``images`` training images (written to run.json: a run's parameters are never "auto")."""
+        ``images`` training images of the resolved ``data`` (size, channels), written to run.json.
+        An "auto" still in a run.json is a run made before the parameter existed."""
         return dict(params)
 
     @abstractmethod
@@ -171,16 +182,19 @@ class Member(ABC):
         if self.step_count is not None:
             self.step_count.add_(1)
 
-    def ema_beta(self, decay: float) -> float | torch.Tensor:
-        """The EMA decay for this step: warms up from 0.1 towards ``decay`` (see ``update_ema``).
+    def ema_beta(self, half_life: float) -> float | torch.Tensor:
+        """The EMA decay for this step from a half-life counted in images, not steps (``ema_beta``):
+        a batch halved after running out of memory keeps the average's horizon.
 
         Under a step graph it is computed on the device from the device step count: a host number
         would be frozen into the captured graph at its capture-time value.
         """
+        batch = self.batch_images
         if self.step_count is None:
-            return ema_beta(self.step, decay)
-        count = self.step_count.float()
-        return torch.clamp((1.0 + count) / (10.0 + count), max=decay)
+            return ema_beta(self.step, half_life, batch)
+        seen = (self.step_count.float() + 1.0) * batch
+        half = torch.clamp(seen * EMA_RAMPUP, max=half_life).clamp_min(1e-8)
+        return torch.pow(0.5, batch / half)
 
     @abstractmethod
     def losses(self, batch: Batch) -> Iterator[Loss]:
@@ -189,7 +203,7 @@ class Member(ABC):
 
         It may be captured once and replayed as a CUDA graph (engine/training/step_graph.py): random
         draws use ``self.generator``, and nothing that changes from step to step may be read on the
-        host (use ``ema_beta``, not ``self.step``).
+        host (use ``ema_beta``, not ``self.step``). ``self.batch_images`` is the batch's size.
         """
 
     def after_step(self) -> None:
@@ -198,6 +212,7 @@ class Member(ABC):
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch``; returns detached 0-d loss tensors."""
         logged: dict[str, torch.Tensor] = {}
+        self.batch_images = int(batch.images.shape[0])
         for term in self.losses(batch):
             self.optimize(term.optimizer, term.loss)
             logged.update(term.logged)
@@ -350,9 +365,24 @@ def _apply_fast_flags(optimizer: torch.optim.Optimizer, fused: bool, capturable:
                 state["step"] = step.to(param.device if on_device else "cpu", torch.float32)
 
 
-def ema_beta(step: int, decay: float) -> float:
-    """The EMA decay at ``step``: min(decay, (1 + step) / (10 + step))."""
-    return min(decay, (1.0 + step) / (10.0 + step))
+EMA_RAMPUP = 0.05  # an EMA's half-life is at most this share of the images seen so far
+EMA_HALF_LIFE = 10_000  # images: the members' default (StyleGAN2-ADA's is 10k–20k)
+
+
+def half_life_of(decay: Any, batch: int) -> Any:
+    """The half-life in images of a per-step EMA decay (the retired ``ema_decay``) at ``batch``."""
+    if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 <= decay < 1:
+        return decay  # left for validation to refuse with its own message
+    return 0 if decay == 0 else round(batch * math.log(0.5) / math.log(decay))
+
+
+def ema_beta(step: int, half_life: float, batch: int) -> float:
+    """The EMA decay at ``step`` for a half-life of ``half_life`` images at ``batch`` images a step:
+    0.5 ** (batch / half), the half-life ramped up as min(half_life, 5 % of the images seen) as in
+    StyleGAN2-ADA (Karras et al. 2020), so a short run's average is not dominated by its first, poor
+    weights. ``half_life`` 0: no averaging (the EMA copy is the network)."""
+    half = min(half_life, EMA_RAMPUP * (step + 1) * batch)
+    return 0.5 ** (batch / half) if half > 0 else 0.0
 
 
 @torch.no_grad()

@@ -12,12 +12,12 @@ from torch import nn
 from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
-from engine.members.augment import AdaptiveAugment
-from engine.members.base import Loss, Member, in_chunks, update_ema
+from engine.members.augment import AUGMENT_BELOW, AdaptiveAugment
+from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_ema
 from engine.members.nets import Decoder, Encoder
 
 
-AUGMENT_BELOW = 10_000  # "auto" augments D's view on folders smaller than this
+NEW_RUN_DEFAULTS = {"d_norm": "spectral", "mbstd": "on"}  # what "auto" settles to in a new run
 
 
 class DCGAN(Member):
@@ -29,11 +29,16 @@ class DCGAN(Member):
     params = (
         Param("latent", 64, 2, 1024, help="size of the noise vector z"),
         Param("width", 32, 4, 512, help="channels of the finest layer (coarser layers double)"),
-        Param("ema_decay", 0.999, 0.0, 0.99999, help="EMA of G used for sampling"),
+        Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
+              help="EMA of G used for sampling: its half-life in training images (0: none)"),
         Param("augment", "auto", choices=("auto", "adaptive", "off"),
               help="D sees real and fake images augmented (colour, translation, cutout) with a probability "
                    "steered against overfitting; auto: on below {:,} training images".format(AUGMENT_BELOW)),
         Param("augment_target", 0.6, 0.0, 1.0, help="the overfitting signal E[sign(D(real))] augmentation steers to"),
+        Param("d_norm", "auto", choices=("auto", "spectral", "none"),
+              help="normalisation of D's layers: spectral norm keeps D smooth, so G keeps a useful gradient"),
+        Param("mbstd", "auto", choices=("auto", "on", "off"),
+              help="D sees the spread of features across a group of images: collapse is penalised"),
     )
     default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
     tiny_params = {"width": 8, "latent": 16}
@@ -45,16 +50,21 @@ class DCGAN(Member):
         channels, size, _ = self.image_shape
         p = self.p
         self.G = nn.Sequential(Decoder(p["latent"], channels, size, p["width"], norm=True), nn.Tanh())
-        self.D = Encoder(channels, size, p["width"], 1)
+        # "auto" left in a run is one made before these existed: its D had neither
+        self.D = Encoder(channels, size, p["width"], 1, spectral=p.get("d_norm", "auto") == "spectral",
+                         mbstd=p.get("mbstd", "auto") == "on")
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         # "auto" left in a run is one made before augmentation existed: it trained without
         self.augment = AdaptiveAugment(p.get("augment_target", 0.6), enabled=p.get("augment", "off") == "adaptive")
 
     @classmethod
-    def settle_params(cls, params, images: int) -> dict:
+    def settle_params(cls, params, images: int, data=None) -> dict:
         settled = dict(params)
         if settled.get("augment", "auto") == "auto":
             settled["augment"] = "adaptive" if images < AUGMENT_BELOW else "off"
+        for key, chosen in NEW_RUN_DEFAULTS.items():
+            if settled.get(key, "auto") == "auto":
+                settled[key] = chosen
         return settled
 
     def networks(self) -> dict[str, nn.Module]:
@@ -81,7 +91,7 @@ class DCGAN(Member):
         yield Loss("G", loss_g, {"loss_g": loss_g})
 
     def after_step(self) -> None:
-        update_ema(self.G_ema, self.G, self.ema_beta(self.p["ema_decay"]))
+        update_ema(self.G_ema, self.G, self.ema_beta(self.p["ema_half_life"]))
 
     def latent_shape(self) -> tuple[int, ...]:
         return (self.p["latent"],)

@@ -18,7 +18,7 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
-from engine.members.base import Loss, Member, in_chunks, update_ema
+from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_ema
 
 
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -91,7 +91,8 @@ class Diffusion(Member):
     params = (
         Param("width", 32, 8, 256, help="channels of the finest UNet level"),
         Param("sample_steps", 10, 1, 1000, help="Euler steps when sampling"),
-        Param("ema_decay", 0.999, 0.0, 0.99999, help="EMA of the UNet used for sampling"),
+        Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
+              help="EMA of the UNet used for sampling: its half-life in training images (0: none)"),
     )
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
@@ -129,7 +130,7 @@ class Diffusion(Member):
         yield Loss("unet", loss, {"loss": loss})
 
     def after_step(self) -> None:
-        update_ema(self.ema, self.net, self.ema_beta(self.p["ema_decay"]))
+        update_ema(self.ema, self.net, self.ema_beta(self.p["ema_half_life"]))
 
     @torch.no_grad()
     def _integrate(self, x: torch.Tensor, t_start: float, steps: int) -> torch.Tensor:

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.accel import CPU_AUTO, AutoPaths
-from engine.config import OptimConfig
+from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
+from engine.members.augment import AUGMENT_BELOW, JUDGE_P, AdaptiveAugment
 from engine.members.base import Loss, Member, in_chunks
 
 ROTATIONS = 4
@@ -41,6 +42,12 @@ class Judge(Member):
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     can_sample = False
     can_score = True
+    params = (
+        Param("augment", "auto", choices=("auto", "on", "off"),
+              help="train on images augmented as the DCGAN's D sees them (colour, translation, cutout), so "
+                   "a judge that votes does not just recognise the training images; auto: on below "
+                   "{:,} training images".format(AUGMENT_BELOW)),
+    )
     fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=4900)}  # docs/performance.md
 
     @property
@@ -50,15 +57,25 @@ class Judge(Member):
     def build(self) -> None:
         channels, size, _ = self.image_shape
         self.net = JudgeNet(channels, size, self.num_classes if self.uses_labels else ROTATIONS)
+        # "auto" left in a config is a run made before the choice, or the evaluation judge: no augmentation
+        self.augment = AdaptiveAugment(enabled=self.p.get("augment", "auto") == "on", p=JUDGE_P)
+
+    @classmethod
+    def settle_params(cls, params, images: int, data=None) -> dict:
+        settled = dict(params)
+        if settled.get("augment", "auto") == "auto":
+            settled["augment"] = "on" if images < AUGMENT_BELOW else "off"
+        return settled
 
     def networks(self) -> dict[str, nn.Module]:
         return {"judge": self.net}
 
     def _task(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        images = self.augment(batch.images, self.generator)
         if self.uses_labels and batch.labels is not None:
-            return batch.images, batch.labels
-        k = torch.randint(ROTATIONS, (batch.images.shape[0],), generator=self.generator, device=self.device)
-        turns = torch.stack([torch.rot90(batch.images, r, dims=(2, 3)) for r in range(ROTATIONS)])
+            return images, batch.labels
+        k = torch.randint(ROTATIONS, (images.shape[0],), generator=self.generator, device=self.device)
+        turns = torch.stack([torch.rot90(images, r, dims=(2, 3)) for r in range(ROTATIONS)])
         return turns[k, torch.arange(len(k), device=self.device)], k
 
     def losses(self, batch: Batch) -> Iterator[Loss]:

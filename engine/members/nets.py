@@ -1,7 +1,11 @@
 """Convolutional stacks shared by members: an upsampling decoder and a downsampling encoder."""
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 
 def halvings(size: int, max_halvings: int = 4, smallest: int = 4) -> int:
@@ -40,18 +44,42 @@ class Decoder(nn.Module):
         return self.body(x)
 
 
-class Encoder(nn.Module):
-    """(C, size, size) → ``out`` features: stride-2 convolutions with LeakyReLU, then linear."""
+class MinibatchStd(nn.Module):
+    """One more feature map: the standard deviation of the features across a group of images
+    (Karras et al. 2018, ProGAN/StyleGAN). A discriminator that sees it can tell a batch of look-alike
+    images from a varied one, so a collapsing generator is penalised for the collapse itself."""
 
-    def __init__(self, channels: int, size: int, width: int, out: int):
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        group = math.gcd(n, self.group)
+        y = x.float().reshape(group, n // group, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // group,)
+        y = y.to(x.dtype).reshape(1, -1, 1, 1, 1).expand(group, -1, 1, h, w).reshape(n, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
+class Encoder(nn.Module):
+    """(C, size, size) → ``out`` features: stride-2 convolutions with LeakyReLU, then linear.
+    A discriminator's takes ``spectral`` (spectral normalisation of every layer, Miyato et al. 2018)
+    and ``mbstd`` (a minibatch-standard-deviation map before the last layers)."""
+
+    def __init__(self, channels: int, size: int, width: int, out: int, spectral: bool = False,
+                 mbstd: bool = False):
         super().__init__()
         stages = halvings(size)
         chans = list(reversed(widths(width, stages)))
-        layers: list[nn.Module] = [nn.Conv2d(channels, chans[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True)]
+        norm = spectral_norm if spectral else (lambda layer: layer)
+        layers: list[nn.Module] = [norm(nn.Conv2d(channels, chans[0], 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True)]
         for cin, cout in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+        if mbstd:
+            layers += [MinibatchStd(), norm(nn.Conv2d(chans[-1] + 1, chans[-1], 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True)]
         base = size >> stages
-        layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, out)]
+        layers += [nn.Flatten(), norm(nn.Linear(chans[-1] * base * base, out))]
         self.body = nn.Sequential(*layers)
 
     def forward(self, x):

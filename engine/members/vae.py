@@ -1,6 +1,10 @@
-"""Convolutional VAE: Gaussian latent, Bernoulli-style pixel likelihood, β-weighted KL."""
+"""Convolutional VAE: Gaussian latent, β-weighted KL, and a pixel likelihood that is either
+Bernoulli-style (cross-entropy: right for near-binary images such as Fashion-MNIST's) or a Gaussian
+whose variance is set to the reconstruction's own mean squared error (σ-VAE, Rybkin et al. 2021: the
+calibrated decoder weighs reconstruction against KL by itself, so colour images come out sharper)."""
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import torch
@@ -14,6 +18,10 @@ from engine.members.base import Loss, Member, in_chunks
 from engine.members.nets import Decoder, Encoder
 
 
+MIN_LOG_SIGMA = -6.0  # σ ≥ 0.0025: a perfect reconstruction cannot drive the loss to −∞
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
 class VAE(Member):
     kind = "vae"
     title = "VAE"
@@ -24,6 +32,9 @@ class VAE(Member):
         Param("latent", 16, 2, 1024, help="size of the Gaussian latent"),
         Param("width", 32, 4, 512, help="channels of the finest layer"),
         Param("beta", 1.0, 0.0, 100.0, help="weight of the KL term (β-VAE)"),
+        Param("likelihood", "auto", choices=("auto", "bernoulli", "gaussian"),
+              help="pixel likelihood: bernoulli (cross-entropy) or gaussian with the variance learnt from "
+                   "the reconstruction error (sharper on colour); auto: gaussian for colour"),
     )
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     tiny_params = {"width": 8, "latent": 8}
@@ -37,6 +48,17 @@ class VAE(Member):
             "decoder": Decoder(p["latent"], channels, size, p["width"], norm=False),
         })
         self.encoder, self.decoder = self.net["encoder"], self.net["decoder"]
+        # "auto" left in a run is one made before the choice existed: it trained with cross-entropy
+        self.gaussian = p.get("likelihood", "auto") == "gaussian"
+        if self.gaussian:  # σ², smoothed over batches, for scoring images one by one
+            self.decoder.register_buffer("log_sigma", torch.zeros(()))
+
+    @classmethod
+    def settle_params(cls, params, images: int, data=None) -> dict:
+        settled = dict(params)
+        if settled.get("likelihood", "auto") == "auto":
+            settled["likelihood"] = "gaussian" if data is not None and data.channels >= 3 else "bernoulli"
+        return settled
 
     def networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
@@ -51,8 +73,17 @@ class VAE(Member):
         z = mu if z_noise is None else mu + torch.exp(0.5 * logvar) * z_noise
         logits = self.decoder(z)
         target = (images + 1) / 2
-        recon = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        if not self.gaussian:
+            return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1), kl
+        squared = (torch.sigmoid(logits.float()) - target).pow(2).flatten(1)
+        if z_noise is None:  # scoring: the variance learnt in training
+            log_sigma = self.decoder.log_sigma
+        else:  # training: the batch's own error sets σ (its optimum); the gradient flows through it
+            log_sigma = (0.5 * squared.mean().clamp_min(1e-12).log()).clamp_min(MIN_LOG_SIGMA)
+            with torch.no_grad():
+                self.decoder.log_sigma.lerp_(log_sigma.detach(), 0.01)
+        recon = (0.5 * squared / torch.exp(2 * log_sigma) + log_sigma + HALF_LOG_2PI).sum(1)
         return recon, kl
 
     def losses(self, batch: Batch) -> Iterator[Loss]:

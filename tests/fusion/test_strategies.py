@@ -27,6 +27,7 @@ def context_of(session):
 
 @pytest.mark.parametrize("name,params", [
     ("vote", {}), ("vote", {"k": "3", "quotas": "true"}), ("vote", {"voters": "judge:1"}),
+    ("vote", {"shares": "committee"}), ("vote", {"shares": "even", "spread": "2"}), ("vote", {"spread": "0"}),
     ("refine", {}), ("refine", {"source": "vae", "strength": "0.3", "steps": "3"}),
     ("soup", {"member": "dcgan"}), ("soup", {"member": "diffusion", "checkpoints": "2"}),
     ("mixture", {"weights": "auto"}),
@@ -181,3 +182,58 @@ def test_mixture_auto_records_the_weights_it_fitted_and_they_make_the_same_image
     assert set(weights) == {"dcgan", "vae", "diffusion"} and sum(weights.values()) == pytest.approx(1.0)
     again = mixture.fuse(session.members, 8, torch.Generator().manual_seed(5), **mixture.validate({"weights": weights}))
     assert torch.equal(fitted.images, again.images) and again.settled == {}
+
+
+class Collapsed:
+    """A member that draws one image again and again (a collapsed GAN), and whose discriminator
+    calls that image very real and every other image fake."""
+
+    def __init__(self, like):
+        self.like, self.can_sample, self.can_score = like, True, True
+
+    def sample(self, n, generator):
+        one = self.like.sample(1, torch.Generator().manual_seed(0))
+        return one.expand(n, *one.shape[1:]).clone()
+
+    def score(self, images):
+        own = self.sample(1, None)[0]
+        return torch.where((images == own).flatten(1).all(1), 100.0, -100.0)
+
+
+@pytest.mark.parametrize("shares,most", [("auto", 0), ("even", 4)])
+def test_a_collapsed_member_cannot_fill_more_than_its_share_of_the_vote(session, shares, most):
+    members = {**session.members, "dcgan": Collapsed(session.members["dcgan"])}
+    for voters in (None, {"dcgan": 1.0}):
+        fused = fusion("vote").fuse(members, 12, torch.Generator().manual_seed(0), context=context_of(session),
+                                    k=4, shares=shares, voters=voters)
+        assert fused.provenance.count("dcgan") <= most
+        assert len(fused.images) == 12
+    committee = fusion("vote").fuse(members, 12, torch.Generator().manual_seed(0), k=4, shares="committee",
+                                    voters={"dcgan": 1.0})
+    assert committee.provenance == ("dcgan",) * 12  # what a committee across members lets it do
+
+
+def test_the_default_vote_is_interleaved_and_each_member_ranked_among_its_own(session):
+    fused = fusion("vote").fuse(session.members, 12, torch.Generator().manual_seed(0), k=3)  # no context: even
+    assert fused.provenance == ("dcgan", "vae", "diffusion") * 4
+    scores = torch.tensor([5.0, 1.0, 3.0, -10.0, -20.0, -15.0])
+    from engine.fusion.vote import grouped_ranks
+    ranks = grouped_ranks(scores, [torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])])
+    assert ranks.tolist() == [1.0, 0.0, 0.5, 1.0, 0.0, 0.5]  # the second member's best is as good as the first's
+
+
+def test_spread_passes_over_a_near_duplicate_of_a_kept_image():
+    from engine.fusion.vote import pick_spread
+
+    # five images about 5 apart, and a near twin of the best one
+    features = np.array([[0.0, 0.0], [0.01, 0.0], [5.0, 0.0], [0.0, 5.0], [5.0, 5.0], [10.0, 0.0]])
+    ranks = torch.tensor([1.0, 0.9, 0.5, 0.4, 0.3, 0.2], dtype=torch.float64)
+    assert pick_spread(ranks, features, 2, 0.0).tolist() == [0, 1]  # realism alone: the twin
+    assert pick_spread(ranks, features, 2, 1.0).tolist() == [0, 2]  # the twin loses about a whole rank
+
+
+def test_shares_are_whole_numbers_that_add_up():
+    from engine.fusion.vote import largest_remainders
+
+    assert largest_remainders([0.5, 0.25, 0.25], 10) in ([5, 3, 2], [5, 2, 3])
+    assert sum(largest_remainders([0.3333, 0.3333, 0.3334], 7)) == 7

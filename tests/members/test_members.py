@@ -131,6 +131,6 @@ def test_dcgan_and_vae_scale_to_sizes_and_channels():
             for kind in ("dcgan", "vae"):
                 cls = MEMBERS[kind]
                 config = MemberConfig(kind, cls.default_optim, 2, {"width": 4, "latent": 4, **(
-                    {"ema_decay": 0.99} if kind == "dcgan" else {"beta": 1.0})})
+                    {"ema_half_life": 1000} if kind == "dcgan" else {"beta": 1.0})})
                 member = cls(config, (channels, size, size), 0, torch.device("cpu"), 0)
                 assert member.sample(2, torch.Generator().manual_seed(0)).shape == (2, channels, size, size)
