@@ -114,7 +114,7 @@ def build_parser() -> Parser:
                           help="training steps of the evaluation judge (fixed seed, cached per dataset; "
                                "default: the judge recipe's)")
 
-    bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui or photos; fetch-emoji lays out the emoji set")
+    bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui, photos or augment; fetch-emoji lays out the emoji set")
     bench.add_argument("kind", choices=BENCH_KINDS)
     bench.add_argument("--count", type=_int_in(1, 1_000_000), help="photos: how many 12-megapixel JPEGs (default 1000)")
     bench.add_argument("--data", help="quality: fashion-mnist (default), emoji (after 'bench fetch-emoji') or a "
@@ -122,6 +122,9 @@ def build_parser() -> Parser:
     bench.add_argument("--size", type=_int_or_auto, help="quality: image size (emoji: 32)")
     bench.add_argument("--channels", type=_int_or_auto, choices=[1, 3, 4, "auto"],
                        help="quality: channels (emoji: 4)")
+    bench.add_argument("--subset", type=_int_in(10, 100_000), help="augment: training images taken from the emoji set "
+                       "(default 500)")
+    bench.add_argument("--seeds", type=_int_in(1, 100), help="augment: seeds per setting (default 3)")
     bench.add_argument("--tarball", type=Path, help="fetch-emoji: the package's .tgz already at hand (no npm)")
     bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
     bench.add_argument("--ablation", action="store_true",
@@ -377,8 +380,9 @@ class StageProgress:
 
 # bench kind → module with ``main(args)``. "ui" lives in the GUI, which the engine never imports:
 # main.py adds it (engine.cli.main's ``benches``), so an engine-only install says it is not there.
-BENCHES = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "photos": "engine.bench.photos"}
-BENCH_KINDS = ("quality", "speed", "ui", "photos", "fetch-emoji")
+BENCHES = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "photos": "engine.bench.photos",
+           "augment": "engine.bench.augment"}
+BENCH_KINDS = ("quality", "speed", "ui", "photos", "augment", "fetch-emoji")
 
 
 def cmd_bench(args: argparse.Namespace, benches: dict[str, str] | None = None) -> int:

@@ -44,3 +44,23 @@ def test_an_old_runs_per_step_decay_becomes_its_half_life(kind):
     assert "ema_decay" not in params
     assert params["ema_half_life"] == round(64 * math.log(0.5) / math.log(0.999))  # 44,339 images
     assert 0.5 ** (64 / params["ema_half_life"]) == pytest.approx(0.999, abs=1e-6)
+
+
+def test_the_ema_generator_samples_with_its_own_batch_statistics():
+    from engine.members.registry import run_config
+
+    config = run_config({"members": [{"kind": "dcgan", "batch_size": 8, "params": {"width": 4, "latent": 4}}]}).members[0]
+    member = MEMBERS["dcgan"](config, (1, 16, 16), 0, torch.device("cpu"), 0)
+    with torch.no_grad():
+        member.G.train()
+        for _ in range(5):  # G's running statistics drift away from what G_ema's weights give
+            member.G(torch.randn(8, 4) * 3)
+        member.G_ema.load_state_dict(member.G.state_dict())
+        for p in member.G_ema.parameters():
+            p.mul_(0.5)
+    first = member.sample(6, torch.Generator().manual_seed(0))
+    norm = next(m for m in member.G_ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    g_norm = next(m for m in member.G.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.allclose(norm.running_mean, g_norm.running_mean)
+    assert torch.equal(member.sample(6, torch.Generator().manual_seed(0)), first)  # a fixed seed: same statistics
+    assert not member.G_ema.training

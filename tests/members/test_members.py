@@ -134,3 +134,18 @@ def test_dcgan_and_vae_scale_to_sizes_and_channels():
                     {"ema_half_life": 1000} if kind == "dcgan" else {"beta": 1.0})})
                 member = cls(config, (channels, size, size), 0, torch.device("cpu"), 0)
                 assert member.sample(2, torch.Generator().manual_seed(0)).shape == (2, channels, size, size)
+
+
+def test_a_gaussian_vae_learns_its_variance_and_scores_with_it(tiny_config):
+    import dataclasses
+
+    config = tiny_config(["vae"])
+    vae = config.member("vae")
+    gaussian = dataclasses.replace(vae, params={**vae.params, "likelihood": "gaussian"})
+    config = dataclasses.replace(config, members=(gaussian,))
+    member, dataset = build(config, "vae")
+    history = train(member, dataset, 40)
+    assert mean([h["recon"] for h in history[-8:]]) < mean([h["recon"] for h in history[:3]])
+    assert float(member.decoder.log_sigma) < 0  # σ below 1: the reconstructions got closer than chance
+    scores = member.score(dataset.batch(6, torch.Generator().manual_seed(0)).images)
+    assert scores.shape == (6,) and torch.isfinite(scores).all()
