@@ -51,7 +51,7 @@ class VAE(Member):
             "decoder": Decoder(p["latent"], channels, size, p["width"], norm=False),
         })
         self.encoder, self.decoder = self.net["encoder"], self.net["decoder"]
-        self.gaussian = p["likelihood"] == "gaussian"
+        self.gaussian = p.get("likelihood", "bernoulli") == "gaussian"
         if self.gaussian:  # σ², smoothed over batches, for scoring images one by one
             self.decoder.register_buffer("log_sigma", torch.zeros(()))
 
