@@ -5,8 +5,8 @@ A seeded, class-stratified subset of the emoji benchmark (``--subset``, default 
 images) is laid out beside it as links; the DCGAN alone trains on it at the default length with
 ``augment=adaptive`` and with ``augment=off``, for ``--seeds`` seeds each (interleaved: adaptive and
 off for seed 0, then seed 1, …), and each run is evaluated (FD, recall, diversity ratio) against
-the images of the subset held out from training: as many as the training images' two thirds,
-so the reference is not a few dozen pictures. Prints a Markdown table and writes JSON.
+the images of the subset held out from training: 40 % of it (500 to train on, about 330 held
+out), so the reference is not a few dozen pictures. Prints a Markdown table and writes JSON.
 """
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ class Vote(Fusion):
             return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
         groups = [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in found]
         ranks = self.committee(members, images, params.get("voters"), groups)
-        features = _features(context, images) if shares == "auto" else None
+        enough = all(len(own) >= 2 for own in groups)  # a pool too small to fit shares on: even shares
+        features = _features(context, images) if shares == "auto" and enough else None
         counts = split_evenly(n, len(found)) if features is None else \
             fitted_counts(features, ranks, groups, list(found), n, context.fit_reference)
         spread = float(params.get("spread", SPREAD)) if features is not None else 0.0

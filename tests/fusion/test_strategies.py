@@ -237,3 +237,8 @@ def test_shares_are_whole_numbers_that_add_up():
 
     assert largest_remainders([0.5, 0.25, 0.25], 10) in ([5, 3, 2], [5, 2, 3])
     assert sum(largest_remainders([0.3333, 0.3333, 0.3334], 7)) == 7
+
+
+def test_a_vote_for_one_image_with_a_tiny_pool_still_gives_one(session):
+    fused = fusion("vote").fuse(session.members, 1, torch.Generator().manual_seed(0), context=context_of(session), k=2)
+    assert len(fused.images) == 1 and len(fused.provenance) == 1
