@@ -63,16 +63,24 @@ def fit_weights(found: Mapping[str, Member], context: FusionContext, samples: in
     samples = samples or context.fit_samples
     reference = context.fit_reference
     mu_ref, sigma_ref = feature_stats(reference)
-    stats = []
-    for member in found.values():
-        features = context.features(member.sample(samples, torch.Generator().manual_seed(FIT_SEED)))
-        stats.append(feature_stats(features))
+    stats = [feature_stats(context.features(member.sample(samples, torch.Generator().manual_seed(FIT_SEED))))
+             for member in found.values()]
+    best = closest_mixture(stats, (mu_ref, sigma_ref))
+    return {name: float(weight) for name, weight in zip(found, best)}
+
+
+def closest_mixture(stats: list[tuple[np.ndarray, np.ndarray]], reference: tuple[np.ndarray, np.ndarray],
+                    allowed: list[bool] | None = None) -> np.ndarray:
+    """The point of the simplex grid whose mixture of ``stats`` (each member's feature mean and
+    covariance) is nearest (Fréchet distance) to ``reference``'s; members not ``allowed`` get 0."""
     best, best_fd = None, float("inf")
     for w in simplex_grid(len(stats)):
-        fd = frechet_from_stats(*mixture_stats(stats, w), mu_ref, sigma_ref)
+        if allowed is not None and any(wi > 0 and not ok for wi, ok in zip(w, allowed)):
+            continue
+        fd = frechet_from_stats(*mixture_stats(stats, w), *reference)
         if fd < best_fd:
             best, best_fd = w, fd
-    return {name: float(weight) for name, weight in zip(found, best)}
+    return best
 
 
 def mixture_stats(stats: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

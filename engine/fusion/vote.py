@@ -25,11 +25,11 @@ import torch
 from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
-from engine.fusion.mixture import mixture_stats, simplex_grid
+from engine.fusion.mixture import closest_mixture
 from engine.members.base import Member
 from engine.members.registry import kinds_text, member_class
-from engine.metrics.frechet import feature_stats, frechet_from_stats
-from engine.training.diagnostics import DIVERSITY_LOW  # below this share of the real images' spread: collapsed
+from engine.metrics.frechet import feature_stats
+from engine.training.diagnostics import DIVERSITY_LOW, mean_pairwise  # below DIVERSITY_LOW of the real images' spread: collapsed
 
 SHARES = ("auto", "even", "committee")
 SPREAD = 0.5  # a kept image's near-duplicates lose about half the rank range
@@ -173,17 +173,9 @@ def fitted_counts(features: np.ndarray, ranks: torch.Tensor, groups: Sequence[to
             collapsed.append(name)
     if len(collapsed) == len(names):
         collapsed = []  # all alike: nothing to prefer
-    stats = [feature_stats(top) for top in best]
-    mu_ref, sigma_ref = feature_stats(reference)
-    allowed = [name not in collapsed for name in names]
-    best_w, best_fd = None, float("inf")
-    for w in simplex_grid(len(names)):
-        if any(wi > 0 and not ok for wi, ok in zip(w, allowed)):
-            continue
-        fd = frechet_from_stats(*mixture_stats(stats, w), mu_ref, sigma_ref)
-        if fd < best_fd:
-            best_w, best_fd = w, fd
-    counts = largest_remainders(best_w, n)
+    weights = closest_mixture([feature_stats(top) for top in best], feature_stats(reference),
+                              allowed=[name not in collapsed for name in names])
+    counts = largest_remainders(weights, n)
     pool_sizes = [len(own) for own in groups]
     return _within_pools(counts, pool_sizes)
 
@@ -213,8 +205,7 @@ def largest_remainders(weights: Sequence[float], n: int) -> list[int]:
 
 def feature_spread(features: np.ndarray) -> float:
     """Mean distance between pairs of feature vectors (on at most 1,000 of them, evenly taken)."""
-    picks = features[:: max(1, len(features) // 1000)][:1000]
-    return float(torch.pdist(torch.as_tensor(picks, dtype=torch.float64)).mean()) if len(picks) > 1 else 0.0
+    return mean_pairwise(torch.as_tensor(features[:: max(1, len(features) // 1000)][:1000], dtype=torch.float64))
 
 
 def pick_spread(ranks: torch.Tensor, features: np.ndarray | None, count: int, spread: float) -> torch.Tensor:
