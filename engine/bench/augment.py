@@ -27,7 +27,7 @@ from engine.evaluation import evaluate
 from engine.members.registry import run_config
 from engine.metrics.features import JudgeRecipe
 from engine.session import Session
-from engine.training.diagnostics import PreviewCheck
+from engine.training.diagnostics import REAL_IMAGES, PreviewCheck
 
 SUBSET = 500
 SEEDS = 3
@@ -88,8 +88,8 @@ def main(args) -> int:
             seconds = time.perf_counter() - clock
             report = evaluate(session, n, fusions={}, judge_recipe=JudgeRecipe(steps=budget.judge_steps))
             row = report.members["dcgan"]
-            check = PreviewCheck(session.dataset.batch(256, torch.Generator(device=session.device).manual_seed(0)).images)
-            diversity, _ = check.ratios(session.member("dcgan").sample(256, torch.Generator(device=session.device).manual_seed(1)))
+            check = PreviewCheck(session.dataset.batch(REAL_IMAGES, torch.Generator(device=session.device).manual_seed(0)).images)
+            diversity, _ = check.ratios(session.member("dcgan").sample(REAL_IMAGES, torch.Generator(device=session.device).manual_seed(1)))
             rows.append({"seed": seed, "augment": setting, "fd": row.fd, "recall": row.recall,
                          "precision": row.precision, "diversity": diversity, "train_seconds": seconds,
                          "training_images": len(session.data.images), "reference": report.reference,
