@@ -4,7 +4,19 @@ whose variance is set to the reconstruction's own mean squared error (σ-VAE, Ry
 calibrated decoder weighs reconstruction against KL by itself). Measured on the emoji benchmark
 (32 px RGBA, 1,500 steps): the Gaussian's samples show more detail (faces, outlines) but mix
 colours and shapes from far-apart codes: FD 5,002, recall 0.02 against the Bernoulli's 3,702 and 0.17,
-so Bernoulli stays the default."""
+so Bernoulli stays the default.
+
+Sampling draws codes from a Gaussian fitted to the aggregate posterior (``prior="fitted"``, the
+default of new runs) rather than from N(0, I): the encoder's codes of the training images never fill
+the unit Gaussian (the KL term is a compromise), so codes drawn from N(0, I) land where the decoder
+saw few and decode to blurs. Refitting a Gaussian to the codes after training ("ex-post density
+estimation", Ghosh et al. 2020; the second stage of Dai & Wipf 2019) took a trained VAE on emoji
+from FD 3,702 to 2,334 and on Fashion-MNIST from 162.5 to 139.0 (docs/quality.md). Here the fit is
+kept up during training: running moments of the codes, E[z] and E[z zᵀ] with z ~ q(z | x), averaged
+over a half-life of ``PRIOR_HALF_LIFE`` images (ramped up like the EMA copies), so the member needs
+no pass over the data after training. A latent (``latents``) is still a N(0, I) draw ε: it is mapped
+to a code by z = mean + L ε (L the Cholesky factor of the fitted covariance), so variations and
+interpolations work on ε as for every member."""
 from __future__ import annotations
 
 import math
@@ -21,6 +33,8 @@ from engine.members.base import Loss, Member, in_chunks
 from engine.members.nets import Decoder, Encoder
 
 
+PRIOR_HALF_LIFE = 10_000  # images: the fitted prior follows the encoder's recent codes
+PRIOR_JITTER = 1e-5  # added to the fitted covariance's diagonal: positive definite whatever the codes
 MIN_LOG_SIGMA = -6.0  # σ ≥ 0.0025: a perfect reconstruction cannot drive the loss to −∞
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -38,6 +52,9 @@ class VAE(Member):
         Param("likelihood", "bernoulli", choices=("bernoulli", "gaussian"),
               help="pixel likelihood: bernoulli (cross-entropy) or gaussian with the variance set by the "
                    "reconstruction error (σ-VAE: more detail, but its samples measured worse on emoji)"),
+        Param("prior", "auto", choices=("auto", "fitted", "standard"),
+              help="where samples' codes come from: fitted (a Gaussian fitted to the training images' "
+                   "codes: sharper, measured better) or standard (N(0, I)); auto is fitted in new runs"),
     )
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     tiny_params = {"width": 8, "latent": 8}
@@ -54,8 +71,22 @@ class VAE(Member):
         self.gaussian = p.get("likelihood", "bernoulli") == "gaussian"
         if self.gaussian:  # σ², smoothed over batches, for scoring images one by one
             self.decoder.register_buffer("log_sigma", torch.zeros(()))
+        self.fitted = p.get("prior", "auto") == "fitted"  # "auto" left in a run.json: a run from before
+        self.prior = FittedPrior(p["latent"])
+        self._prior_for: tuple[int, int] | None = None
+        self._prior_map: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @classmethod
+    def settle_params(cls, params, images: int, data=None) -> dict:
+        settled = dict(params)
+        if settled.get("prior", "auto") == "auto":
+            settled["prior"] = "fitted"
+        return settled
 
     def networks(self) -> dict[str, nn.Module]:
+        return {"vae": self.net, "prior": self.prior} if self.fitted else {"vae": self.net}
+
+    def trained_networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
 
     def compiled_modules(self) -> list[nn.Module]:
@@ -65,6 +96,8 @@ class VAE(Member):
         """Per-image reconstruction (nats) and KL; posterior mean when ``z_noise`` is None."""
         mu, logvar = self.encoder(images).chunk(2, dim=1)
         logvar = logvar.clamp(-20, 10)
+        if self.fitted and z_noise is not None:
+            self.prior.observe(mu, logvar, 1.0 - self.ema_beta(PRIOR_HALF_LIFE))
         z = mu if z_noise is None else mu + torch.exp(0.5 * logvar) * z_noise
         logits = self.decoder(z)
         target = (images + 1) / 2
@@ -94,8 +127,19 @@ class VAE(Member):
 
     @torch.no_grad()
     def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.sigmoid(self.decoder(latents[part])) * 2 - 1
-                          for part in in_chunks(len(latents), 512)])
+        codes = self.codes(latents)
+        return torch.cat([torch.sigmoid(self.decoder(codes[part])) * 2 - 1
+                          for part in in_chunks(len(codes), 512)])
+
+    def codes(self, latents: torch.Tensor) -> torch.Tensor:
+        """The decoder's codes for N(0, I) latents: the fitted prior's mean + L ε, or ε itself."""
+        if not self.fitted or not self.prior.ready():
+            return latents
+        if self._prior_for != (self.step, self.state_version):  # once per step sampled at
+            self._prior_map = self.prior.affine()
+            self._prior_for = (self.step, self.state_version)
+        mean, factor = self._prior_map
+        return mean + latents @ factor.T
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.from_latents(self.latents(n, generator))
@@ -108,3 +152,40 @@ class VAE(Member):
             recon, kl = self._terms(images[part], None)
             out.append(-(recon + kl))
         return torch.cat(out)
+
+
+class FittedPrior(nn.Module):
+    """Running moments of the VAE's codes z ~ q(z | x) over the training images: E[z] and E[z zᵀ]
+    (the latter as E[μ μᵀ] + diag E[σ²], exact for the Gaussian posteriors), as buffers that travel
+    with the checkpoints. ``affine`` turns them into the mean and Cholesky factor of the Gaussian with
+    those moments."""
+
+    def __init__(self, latent: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(latent))
+        self.register_buffer("second", torch.eye(latent))
+        self.register_buffer("seen", torch.zeros(()))  # 0: never observed (sample from N(0, I))
+
+    @torch.no_grad()
+    def observe(self, mu: torch.Tensor, logvar: torch.Tensor, weight: float | torch.Tensor) -> None:
+        """Move the moments towards one batch's by ``weight`` (1 − the EMA decay, about 1 at the first
+        step thanks to its ramp-up; a device tensor under a step graph, so nothing is read on the host)."""
+        mu, var = mu.detach().float(), logvar.detach().float().exp()
+        second = mu.T @ mu / mu.shape[0] + torch.diag(var.mean(0))
+        self.mean.lerp_(mu.mean(0), weight)
+        self.second.lerp_(second, weight)
+        self.seen.add_(mu.shape[0])
+
+    def ready(self) -> bool:
+        return bool(self.seen > 0)
+
+    @torch.no_grad()
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, second = self.mean.double(), self.second.double()
+        cov = second - torch.outer(mean, mean)
+        cov = 0.5 * (cov + cov.T) + PRIOR_JITTER * torch.eye(len(mean), dtype=cov.dtype, device=cov.device)
+        factor, info = torch.linalg.cholesky_ex(cov)
+        if int(info) != 0:  # rounding left it indefinite: clip the eigenvalues
+            values, vectors = torch.linalg.eigh(cov)
+            factor = vectors * values.clamp_min(PRIOR_JITTER).sqrt()
+        return self.mean.clone(), factor.to(self.mean.dtype)
