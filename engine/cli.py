@@ -114,7 +114,8 @@ def build_parser() -> Parser:
                           help="training steps of the evaluation judge (fixed seed, cached per dataset; "
                                "default: the judge recipe's)")
 
-    bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui, photos or augment; fetch-emoji lays out the emoji set")
+    bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui, photos, augment or sizing; fetch-emoji lays out "
+                                            "the emoji set")
     bench.add_argument("kind", choices=BENCH_KINDS)
     bench.add_argument("--count", type=_int_in(1, 1_000_000), help="photos: how many 12-megapixel JPEGs (default 1000)")
     bench.add_argument("--data", help="quality: fashion-mnist (default), emoji (after 'bench fetch-emoji') or a "
@@ -129,7 +130,7 @@ def build_parser() -> Parser:
     bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
     bench.add_argument("--ablation", action="store_true",
                        help="speed: also time the trainer with each fast path added in turn")
-    bench.add_argument("--repeats", type=int, help="speed: interleaved repeats per variant, medians reported "
+    bench.add_argument("--repeats", type=int, help="speed, sizing: interleaved repeats per variant, medians reported "
                                                   "(default 3; more on a noisy machine)")
     bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
     bench.add_argument("--device", choices=DEVICES, default="cpu")
@@ -381,8 +382,8 @@ class StageProgress:
 # bench kind → module with ``main(args)``. "ui" lives in the GUI, which the engine never imports:
 # main.py adds it (engine.cli.main's ``benches``), so an engine-only install says it is not there.
 BENCHES = {"quality": "engine.bench.quality", "speed": "engine.bench.speed", "photos": "engine.bench.photos",
-           "augment": "engine.bench.augment"}
-BENCH_KINDS = ("quality", "speed", "ui", "photos", "augment", "fetch-emoji")
+           "augment": "engine.bench.augment", "sizing": "engine.bench.sizing"}
+BENCH_KINDS = ("quality", "speed", "ui", "photos", "augment", "sizing", "fetch-emoji")
 
 
 def cmd_bench(args: argparse.Namespace, benches: dict[str, str] | None = None) -> int:

@@ -303,9 +303,19 @@ class Param:
     # but does not refine), after any fixed ``choices`` such as "auto"; the fusion fills them in from the
     # member registry (``Fusion.parameters``) and a form offers the run's own
     member_choice: str = ""
+    # a number of this type or "auto", which the member settles from the data (e.g. a width sized for
+    # the image size: engine/members/sizing.py)
+    auto: type | None = None
 
     def validate(self, value: Any, where: str) -> Any:
         label = f"{where} {self.name}"
+        if self.auto is not None:
+            if isinstance(value, str) and value.strip().lower() == AUTO:
+                return AUTO
+            try:
+                return _number(label, value, self.auto, self.low, self.high)
+            except UserError as error:
+                raise UserError(str(error).replace(" must be ", " must be auto or ", 1)) from None
         if self.per_member:
             if isinstance(value, str) and value.strip().lower() in (self.choices or ()):
                 return value.strip().lower()  # a named mode such as "auto"

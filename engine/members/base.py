@@ -23,8 +23,10 @@ from engine.accel import DEFAULT_AUTO, NO_AUTO, AutoPaths, FastPaths, resolve
 from engine.config import DataConfig, MemberConfig, OptimConfig, Param
 from engine.data.dataset import Batch, DeviceDataset
 from engine.errors import UserError
+from engine.members.sizing import settle_sizes
 
-
+EMA_RAMPUP = 0.05  # an EMA's half-life is at most this share of the images seen so far
+EMA_HALF_LIFE = 10_000  # images: the members' default (StyleGAN2-ADA's is 10k–20k)
 NOISE_BLOCK = 64
 
 
@@ -44,6 +46,10 @@ class Member(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     default_optim: ClassVar[OptimConfig] = OptimConfig()
     default_batch_size: ClassVar[int] = 64
+    ema_rampup: ClassVar[float] = EMA_RAMPUP  # an EMA copy's half-life: at most this share of the images seen
+    # parameters an "auto" value sizes from the image size and channels (engine/members/sizing.py),
+    # each with its measured default at the reference size
+    sized: ClassVar[dict[str, int]] = {}
     can_sample: ClassVar[bool] = True
     can_score: ClassVar[bool] = False   # ``score`` gives a realism per image (it can vote)
     can_refine: ClassVar[bool] = False  # ``refine`` denoises other members' images (the refine fusion)
@@ -94,7 +100,10 @@ class Member(ABC):
 
     @property
     def p(self) -> dict[str, Any]:
-        return dict(self.config.params)
+        """The parameters; a size left "auto" (a member built without ``settle_params``) is the
+        measured default (``sized``)."""
+        params = dict(self.config.params)
+        return {k: (self.sized[k] if v == "auto" and k in self.sized else v) for k, v in params.items()}
 
     @property
     def capturable(self) -> bool:
@@ -124,8 +133,11 @@ class Member(ABC):
     def settle_params(cls, params: Mapping[str, Any], images: int, data: DataConfig | None = None) -> dict[str, Any]:
         """The parameters with every "auto" that depends on the data settled, for a new run on
         ``images`` training images of the resolved ``data`` (size, channels), written to run.json.
-        An "auto" still in a run.json is a run made before the parameter existed."""
-        return dict(params)
+        An "auto" still in a run.json is a run made before the parameter existed. Subclasses settle
+        their own and call this last: it settles the sizes (``sized``: engine/members/sizing.py)."""
+        if data is None or not cls.sized:
+            return dict(params)
+        return settle_sizes(cls, params, data.size, data.channels)
 
     @abstractmethod
     def build(self) -> None:
@@ -191,9 +203,9 @@ class Member(ABC):
         """
         batch = self.batch_images
         if self.step_count is None:
-            return ema_beta(self.step, half_life, batch)
+            return ema_beta(self.step, half_life, batch, self.ema_rampup)
         seen = (self.step_count.float() + 1.0) * batch
-        half = torch.clamp(seen * EMA_RAMPUP, max=half_life).clamp_min(1e-8)
+        half = torch.clamp(seen * self.ema_rampup, max=half_life).clamp_min(1e-8)
         return torch.pow(0.5, batch / half)
 
     @abstractmethod
@@ -365,8 +377,6 @@ def _apply_fast_flags(optimizer: torch.optim.Optimizer, fused: bool, capturable:
                 state["step"] = step.to(param.device if on_device else "cpu", torch.float32)
 
 
-EMA_RAMPUP = 0.05  # an EMA's half-life is at most this share of the images seen so far
-EMA_HALF_LIFE = 10_000  # images: the members' default (StyleGAN2-ADA's is 10k–20k)
 
 
 def half_life_of(decay: Any, batch: int) -> Any:
@@ -376,12 +386,13 @@ def half_life_of(decay: Any, batch: int) -> Any:
     return 0 if decay == 0 else round(batch * math.log(0.5) / math.log(decay))
 
 
-def ema_beta(step: int, half_life: float, batch: int) -> float:
+def ema_beta(step: int, half_life: float, batch: int, rampup: float = EMA_RAMPUP) -> float:
     """The EMA decay at ``step`` for a half-life of ``half_life`` images at ``batch`` images a step:
     0.5 ** (batch / half), the half-life ramped up as min(half_life, 5 % of the images seen) as in
     StyleGAN2-ADA (Karras et al. 2020), so a short run's average is not dominated by its first, poor
-    weights. ``half_life`` 0: no averaging (the EMA copy is the network)."""
-    half = min(half_life, EMA_RAMPUP * (step + 1) * batch)
+    weights (``rampup``: the member's ``ema_rampup``). ``half_life`` 0: no averaging (the EMA copy is
+    the network)."""
+    half = min(half_life, rampup * (step + 1) * batch)
     return 0.5 ** (batch / half) if half > 0 else 0.0
 
 

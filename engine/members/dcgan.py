@@ -29,7 +29,8 @@ class DCGAN(Member):
     can_interpolate = True
     params = (
         Param("latent", 64, 2, 1024, help="size of the noise vector z"),
-        Param("width", 32, 4, 512, help="channels of the finest layer (coarser layers double)"),
+        Param("width", "auto", 4, 512, auto=int,
+              help="channels of the finest layer (coarser layers double); auto: sized for the image size"),
         Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
               help="EMA of G used for sampling: its half-life in training images (0: none)"),
         Param("augment", "auto", choices=("auto", "adaptive", "off"),
@@ -43,6 +44,7 @@ class DCGAN(Member):
     )
     default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
     tiny_params = {"width": 8, "latent": 16}
+    sized = {"width": 32}  # measured at 28 and 32 px (docs/quality.md); engine/members/sizing.py
     # CUDA graphs (compile "reduce-overhead") made its steps faster on the H100 but cost seconds of
     # compiling first: "auto" uses them from the measured break-even on (docs/performance.md)
     fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=6000)}
@@ -67,7 +69,7 @@ class DCGAN(Member):
         for key, chosen in NEW_RUN_DEFAULTS.items():
             if settled.get(key, "auto") == "auto":
                 settled[key] = chosen
-        return settled
+        return super().settle_params(settled, images, data)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}

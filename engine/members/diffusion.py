@@ -89,7 +89,7 @@ class Diffusion(Member):
     kind = "diffusion"
     title = "Diffusion (flow matching)"
     params = (
-        Param("width", 32, 8, 256, help="channels of the finest UNet level"),
+        Param("width", "auto", 8, 256, auto=int, help="channels of the finest UNet level; auto: sized for the image size"),
         Param("sample_steps", 10, 1, 1000, help="Euler steps when sampling"),
         Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
               help="EMA of the UNet used for sampling: its half-life in training images (0: none)"),
@@ -99,6 +99,7 @@ class Diffusion(Member):
     can_vary = "image"   # any image, its own or another member's: re-noised part-way, sampled again
     can_interpolate = True
     tiny_params = {"width": 8, "sample_steps": 4}
+    sized = {"width": 32}  # measured at 28 and 32 px (docs/quality.md); engine/members/sizing.py
     # channels_last measured faster for the UNet on the H100 (docs/performance.md)
     fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=2200, channels_last=True)}
 

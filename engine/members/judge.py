@@ -65,7 +65,7 @@ class Judge(Member):
         settled = dict(params)
         if settled.get("augment", "auto") == "auto":
             settled["augment"] = "on" if images < AUGMENT_BELOW else "off"
-        return settled
+        return super().settle_params(settled, images, data)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"judge": self.net}

@@ -47,7 +47,7 @@ class VAE(Member):
     can_interpolate = True
     params = (
         Param("latent", 16, 2, 1024, help="size of the Gaussian latent"),
-        Param("width", 32, 4, 512, help="channels of the finest layer"),
+        Param("width", "auto", 4, 512, auto=int, help="channels of the finest layer; auto: sized for the image size"),
         Param("beta", 1.0, 0.0, 100.0, help="weight of the KL term (β-VAE)"),
         Param("likelihood", "bernoulli", choices=("bernoulli", "gaussian"),
               help="pixel likelihood: bernoulli (cross-entropy) or gaussian with the variance set by the "
@@ -58,6 +58,7 @@ class VAE(Member):
     )
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     tiny_params = {"width": 8, "latent": 8}
+    sized = {"width": 32}  # measured at 28 and 32 px (docs/quality.md); engine/members/sizing.py
     fast_defaults = {"cpu": CPU_AUTO, "cuda": AutoPaths(fused=True, graphs_from=5100)}  # docs/performance.md
 
     def build(self) -> None:
@@ -81,7 +82,7 @@ class VAE(Member):
         settled = dict(params)
         if settled.get("prior", "auto") == "auto":
             settled["prior"] = "fitted"
-        return settled
+        return super().settle_params(settled, images, data)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net, "prior": self.prior} if self.fitted else {"vae": self.net}
