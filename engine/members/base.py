@@ -2,7 +2,7 @@
 
 Members know nothing of the GUI, the run folder or each other. A member class says everything the
 rest of Chorus needs to know about its kind: its parameters, capabilities (``can_sample``,
-``can_score``, ``can_refine``, ``can_vary``, ``can_interpolate``), fast-path defaults, tiny test parameters, and its loss
+``can_score``, ``can_refine``, ``can_guide``, ``can_be_guided``, ``can_vary``, ``can_interpolate``), fast-path defaults, tiny test parameters, and its loss
 (``losses``), which both ``train_step`` and the speed bench's bare loop run. ``train_step`` returns
 its losses as 0-d tensors so that the trainer decides when to synchronise with the device (fetching
 a float every step would stall a GPU). docs/architecture.md describes the interface.
@@ -53,6 +53,8 @@ class Member(ABC):
     can_sample: ClassVar[bool] = True
     can_score: ClassVar[bool] = False   # ``score`` gives a realism per image (it can vote)
     can_refine: ClassVar[bool] = False  # ``refine`` denoises other members' images (the refine fusion)
+    can_guide: ClassVar[bool] = False   # ``critic`` gives a differentiable realism per image (the guide fusion)
+    can_be_guided: ClassVar[bool] = False  # ``sample_guided`` follows a critic's gradient while sampling
     # ``variations`` makes neighbours of one image: "latent" needs the image's latent (a GAN's z, a
     # VAE's code), "image" works from the pixels alone (re-noising), "" cannot (engine/explore.py)
     can_vary: ClassVar[str] = ""
@@ -273,6 +275,16 @@ class Member(ABC):
     def score(self, images: torch.Tensor) -> torch.Tensor | None:
         """Per-image realism, higher is more realistic; None when the member has no such notion."""
         return None
+
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-image realism as a log-odds or log-probability, differentiable in ``images`` (``can_guide``)."""
+        raise UserError(f"member {self.name!r} cannot guide another member's sampling")
+
+    def sample_guided(self, n: int, generator: torch.Generator, critic: Callable[[torch.Tensor], torch.Tensor],
+                      strength: float, steps: int | None = None) -> torch.Tensor:
+        """``n`` images sampled while ``critic``'s gradient steers them (``can_be_guided``); strength 0
+        is ``sample`` exactly."""
+        raise UserError(f"member {self.name!r} cannot be guided while sampling")
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         """Sampling noise drawn on the CPU generator, so a seed means the same images on any device.

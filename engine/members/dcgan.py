@@ -25,6 +25,7 @@ class DCGAN(Member):
     kind = "dcgan"
     title = "DCGAN"
     can_score = True
+    can_guide = True
     can_vary = "latent"
     can_interpolate = True
     params = (
@@ -137,3 +138,7 @@ class DCGAN(Member):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit: higher means D finds the image more real."""
         return torch.cat([self.D(images[part]).flatten() for part in in_chunks(len(images), 512)])
+
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        """D's logit, the log-odds that an image is real, with its gradient."""
+        return self.D(images).flatten()

@@ -21,6 +21,15 @@ from engine.errors import UserError
 from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_ema
 
 
+def critic_direction(critic, images: torch.Tensor) -> torch.Tensor:
+    """The critic's gradient at ``images`` (clamped to the pixel range), scaled to unit RMS per image."""
+    with torch.enable_grad():
+        probe = images.detach().clamp(-1, 1).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(probe).sum(), probe)
+    rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)
+    return grad / rms.view(-1, *([1] * (grad.dim() - 1)))
+
+
 def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
@@ -96,6 +105,7 @@ class Diffusion(Member):
     )
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
+    can_be_guided = True
     can_vary = "image"   # any image, its own or another member's: re-noised part-way, sampled again
     can_interpolate = True
     tiny_params = {"width": 8, "sample_steps": 4}
@@ -152,6 +162,32 @@ class Diffusion(Member):
 
     def sample(self, n: int, generator: torch.Generator, steps: int | None = None) -> torch.Tensor:
         return self.from_latents(self.latents(n, generator), steps)
+
+    def sample_guided(self, n, generator, critic, strength, steps=None) -> torch.Tensor:
+        """The ODE steered by a critic (the guide fusion). At each Euler step the UNet's velocity
+        splits the state into its predicted image x̂₀ = x − t·v and noise ε̂ = x + (1 − t)·v; x̂₀ moves
+        along the critic's gradient (normalised to unit RMS per image) by ``strength`` × the step's
+        stretch of time, and the state is rebuilt at the next time from the moved x̂₀ and the same ε̂.
+        Without the move this is the plain Euler step, so ``strength`` is, at most, the RMS distance
+        (in [-1, 1] pixel units) the critic moves an image over the whole path; 0 is ``sample``
+        exactly. Like discriminator guidance (Kim et al. 2022), but with a critic on clean images
+        (the DCGAN's D, the judge) applied to x̂₀ instead of one trained on noised images."""
+        steps = steps or self.p["sample_steps"]
+        latents = self.latents(n, generator)
+        if strength == 0:
+            return self.from_latents(latents, steps)
+        return torch.cat([self._integrate_guided(latents[part], steps, critic, strength)
+                          for part in in_chunks(len(latents), 256)])
+
+    def _integrate_guided(self, x: torch.Tensor, steps: int, critic, strength: float) -> torch.Tensor:
+        times = torch.linspace(1.0, 0.0, steps + 1, device=self.device)
+        for t_now, t_next in zip(times[:-1], times[1:]):
+            with torch.no_grad():
+                v = self.ema(x, t_now.expand(x.shape[0]))
+                clean, noise = x - t_now * v, x + (1 - t_now) * v
+            clean = clean + strength * (t_now - t_next) * critic_direction(critic, clean)
+            x = (1 - t_next) * clean + t_next * noise
+        return x.clamp(-1, 1)
 
     def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
         """The image re-noised to t = strength and sampled again (``refine``), n times with fresh

@@ -42,6 +42,7 @@ class Judge(Member):
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     can_sample = False
     can_score = True
+    can_guide = True
     params = (
         Param("augment", "auto", choices=("auto", "on", "off"),
               help="train on images augmented as the DCGAN's D sees them (colour, translation, cutout), so "
@@ -98,3 +99,8 @@ class Judge(Member):
         """Confidence: the top class probability (labels) or the 'upright' probability (rotations)."""
         probs = torch.cat([F.softmax(self.net.head(f), 1) for f in self.features(images).split(1024)])
         return probs[:, 0] if not self.uses_labels else probs.max(1).values
+
+    def critic(self, images: torch.Tensor) -> torch.Tensor:
+        """The log of ``score``'s confidence, with its gradient."""
+        log_probs = F.log_softmax(self.net(images), 1)
+        return log_probs[:, 0] if not self.uses_labels else log_probs.max(1).values

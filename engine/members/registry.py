@@ -31,6 +31,8 @@ CAPABILITIES = {
     "score": lambda cls: cls.can_score,
     "refine": lambda cls: cls.can_refine,
     "draft": lambda cls: cls.can_sample and not cls.can_refine,  # what a refiner can start from
+    "guide": lambda cls: cls.can_guide,  # a critic whose gradient steers a guided sampler
+    "guided": lambda cls: cls.can_be_guided,
 }
 
 

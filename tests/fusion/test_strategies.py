@@ -1,4 +1,4 @@
-"""vote, refine, soup and fitted mixture weights on a tiny trained run."""
+"""vote, refine, guide, soup and fitted mixture weights on a tiny trained run."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,6 +31,7 @@ def context_of(session):
     ("refine", {}), ("refine", {"source": "vae", "strength": "0.3", "steps": "3"}),
     ("soup", {"member": "dcgan"}), ("soup", {"member": "diffusion", "checkpoints": "2"}),
     ("mixture", {"weights": "auto"}),
+    ("guide", {}), ("guide", {"critic": "judge", "strength": "1", "steps": "3"}),
 ])
 def test_strategy_shape_range_provenance_determinism(session, name, params):
     strategy = fusion(name)
@@ -47,7 +48,7 @@ def test_strategy_shape_range_provenance_determinism(session, name, params):
 
 
 def test_every_registered_strategy_is_covered():
-    assert set(FUSIONS) == {"average", "weighted-average", "mixture", "vote", "refine", "soup"}
+    assert set(FUSIONS) == {"average", "weighted-average", "mixture", "vote", "refine", "guide", "soup"}
     for cls in FUSIONS.values():
         for param in cls.params:
             assert param.help, f"{cls.name}.{param.name} needs a help text for its GUI control"
@@ -242,3 +243,28 @@ def test_shares_are_whole_numbers_that_add_up():
 def test_a_vote_for_one_image_with_a_tiny_pool_still_gives_one(session):
     fused = fusion("vote").fuse(session.members, 1, torch.Generator().manual_seed(0), context=context_of(session), k=2)
     assert len(fused.images) == 1 and len(fused.provenance) == 1
+
+
+def test_guide_at_strength_0_is_plain_diffusion_bit_for_bit(session):
+    guided = fusion("guide").fuse(session.members, 10, torch.Generator().manual_seed(4), strength=0.0, steps=0)
+    plain = session.members["diffusion"].sample(10, torch.Generator().manual_seed(4))
+    assert torch.equal(guided.images, plain)
+    assert guided.provenance == ("guide(diffusion←dcgan)",) * 10  # auto: the DCGAN's D before the judge
+
+
+def test_guide_moves_images_the_way_the_critic_prefers(session):
+    diffusion = session.members["diffusion"]
+    brightness = lambda images: images.flatten(1).mean(1)  # noqa: E731 - a critic that likes bright images
+    plain = diffusion.sample(16, torch.Generator().manual_seed(5))
+    guided = diffusion.sample_guided(16, torch.Generator().manual_seed(5), brightness, 1.0)
+    assert float(brightness(guided).mean()) > float(brightness(plain).mean()) + 0.1
+    assert guided.min() >= -1 and guided.max() <= 1
+
+
+def test_guide_needs_a_sampler_to_steer_and_a_critic(session):
+    assert fusion("guide").unavailable(["dcgan", "vae"]) == "needs a diffusion member in the run"
+    assert fusion("guide").unavailable(["diffusion", "vae"]) == "needs a member that can judge images (dcgan or judge)"
+    assert fusion("guide").unavailable(["diffusion", "judge"]) == ""
+    without_critics = {k: m for k, m in session.members.items() if k in ("diffusion", "vae")}
+    with pytest.raises(UserError, match="can judge images"):
+        fusion("guide").fuse(without_critics, 2, torch.Generator(), strength=0.3, steps=2, critic="auto")

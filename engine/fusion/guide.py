@@ -1,0 +1,59 @@
+"""Guide: the diffusion member samples while another member's critic steers it (engine/members/
+diffusion.py ``sample_guided``): the DCGAN's discriminator says which way looks more real, the judge
+which way looks more like a clear class (or, without labels, upright). Strength 0 is plain diffusion."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from engine.config import Param
+from engine.errors import UserError
+from engine.fusion.base import FusedBatch, Fusion, FusionContext
+from engine.members.base import Member
+from engine.members.registry import MEMBERS, kinds_text, member_class
+
+DEFAULT_STRENGTH = 0.3  # docs/quality.md § Guided diffusion
+
+
+class Guide(Fusion):
+    """The sampler is the run's member that ``can_be_guided``; the critic one that ``can_guide``
+    ("auto": the first in registry order, so the DCGAN's D before the judge)."""
+
+    name = "guide"
+    title = "Guided diffusion"
+    params = (
+        Param("critic", "auto", choices=("auto",), member_choice="guide",
+              help="the member whose judgement steers the diffusion: a discriminator or the judge"),
+        Param("strength", DEFAULT_STRENGTH, 0.0, 5.0,
+              help="how far the critic may move an image over the whole path (RMS, pixel units); 0: plain diffusion"),
+        Param("steps", 0, 0, 1000, help="Euler steps; 0: the diffusion member's own sample_steps"),
+    )
+    evaluation_plan = {"guide": {}, "guide-judge": {"critic": "judge"}}
+    quick_params = {"steps": 2}
+
+    @classmethod
+    def unavailable(cls, kinds: Sequence[str]) -> str:
+        classes = [member_class(k) for k in kinds]
+        if not any(c.can_be_guided for c in classes):
+            return f"needs a {kinds_text('guided')} member in the run"
+        if not any(c.can_guide for c in classes):
+            return f"needs a member that can judge images ({kinds_text('guide')})"
+        return ""
+
+    def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
+             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+        sampler = next((m for m in members.values() if m.can_be_guided), None)
+        if sampler is None:
+            raise UserError(f"guide needs a {kinds_text('guided')} member in the run")
+        critics = {name: m for name, m in members.items() if m.can_guide}
+        name = params.get("critic", "auto")
+        if name == "auto":
+            order = list(MEMBERS)
+            name = min(critics, key=lambda k: order.index(k) if k in order else len(order), default=None)
+        if name not in critics:
+            raise UserError(f"guide critic {name!r} is not a member of this run that can judge images "
+                            f"(it has: {', '.join(critics) or 'none'})")
+        strength = float(params.get("strength", DEFAULT_STRENGTH))
+        images = sampler.sample_guided(n, generator, critics[name].critic, strength, int(params.get("steps", 0)) or None)
+        return FusedBatch(images, (f"guide({sampler.name}←{name})",) * n)
