@@ -133,6 +133,9 @@ def build_parser() -> Parser:
     bench.add_argument("--repeats", type=int, help="speed, sizing: interleaved repeats per variant, medians reported "
                                                   "(default 3; more on a noisy machine)")
     bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
+    bench.add_argument("--equal-compute", action="store_true",
+                       help="quality: also train each generator alone for the ensemble's training time, and "
+                            "sample the diffusion alone with the fusion's sampling time (about 4× as long)")
     bench.add_argument("--device", choices=DEVICES, default="cpu")
     bench.add_argument("--out", type=Path, help="where to write the JSON (default: bench-<kind>.json)")
     return parser
