@@ -8,6 +8,9 @@ folder, never the user's.
 ``--folder FOLDER --run RUN --name emoji``: the data page reading an artist's folder at the
 defaults ("auto"), and the gallery of a run trained on it (``data-emoji.png``, ``gallery-emoji.png``).
 
+``--strategy NAME --run RUN``: the gallery of a trained run with one strategy chosen, its generated
+controls at their defaults (``gallery-strategy-NAME.png``).
+
 ``--explore RUN``: the gallery's explore panel on a trained run: "More like this" of a fused image
 (``explore-more.png``), an interpolation strip between two images of one member
 (``explore-interpolation.png``) and the nearest training images of a clicked variation
@@ -167,6 +170,17 @@ def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
     return shots
 
 
+def take_strategy(out: Path, run: Path, strategy: str) -> list[Path]:
+    app, window = studio(preview_data=False)  # noqa: F841 - the app lives while the window does
+    gallery = open_gallery(window, run)
+    gallery.strategy.setCurrentIndex(gallery.strategy.findData(strategy))
+    wait_until(lambda: gallery.result is not None and not gallery.pending and not gallery._timer.isActive()
+               and gallery.requested[2] == repr(sorted(gallery.params().items())), 1800, f"the gallery with {strategy}")
+    shots = [grab(window, gallery, out, f"gallery-strategy-{strategy}")]
+    window.close()
+    return shots
+
+
 def take_explore(out: Path, run: Path, judge_steps: int = 200) -> list[Path]:
     app, window = studio(preview_data=False)  # noqa: F841 - the app lives while the window does
     window.bridge.eval_judge_steps = judge_steps
@@ -210,13 +224,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, help="a run trained on --folder, for the gallery")
     parser.add_argument("--name", default="folder", help="suffix of the folder's screenshots")
     parser.add_argument("--explore", type=Path, metavar="RUN", help="the gallery's explore panel on a trained run")
+    parser.add_argument("--strategy", help="the gallery of --run with this fusion strategy chosen")
     args = parser.parse_args(argv)
-    if (args.folder is None) != (args.run is None):
+    if args.strategy is not None and args.run is None:
+        parser.error("--strategy needs --run")
+    if args.strategy is None and (args.folder is None) != (args.run is None):
         parser.error("--folder and --run go together")
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     with tempfile.TemporaryDirectory(prefix="chorus-screenshots-") as temp:
         os.environ["CHORUS_USER_DATA"] = temp
+        if args.strategy is not None:  # the run's evaluation judge stays the user's
+            take_strategy(args.out, args.run.absolute(), args.strategy)
+            return 0
         if args.folder is not None:  # the run's evaluation judge and the folder's cache stay the user's
             take_folder(args.out, args.folder, args.run.absolute(), args.name)
             return 0

@@ -1,0 +1,26 @@
+"""The equal-compute rows' deadline: training stops once the wall-clock budget is spent."""
+from __future__ import annotations
+
+import time
+
+from engine.bench.equal_compute import Deadline, solo_config, train_alone
+
+
+def test_a_deadline_stops_when_its_time_is_spent_or_when_asked():
+    assert Deadline(seconds=0.0).should_stop()
+    later = Deadline(seconds=60.0)
+    assert not later.should_stop()
+    later.request_stop()
+    assert later.should_stop()
+
+
+def test_a_member_alone_trains_until_the_deadline(tmp_path):
+    from tests.conftest import train_tiny_run
+
+    session = train_tiny_run(tmp_path, steps=2, checkpoint_every=2)
+    assert solo_config(session.config, "vae", 10).kinds() == ("vae",)
+    started = time.perf_counter()
+    solo, spent = train_alone(session, "vae", 1.0, tmp_path / "alone")
+    assert solo.step >= 2 and list(solo.members) == ["vae"]
+    assert 1.0 <= spent < 30 and time.perf_counter() - started >= 1.0
+    assert solo.member("vae").p == session.member("vae").p  # the ensemble's settings
