@@ -106,6 +106,9 @@ class Diffusion(Member):
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
     can_be_guided = True
+    # its EMA's half-life grows to 10 % of the images seen (the members' default is 5 %): on
+    # Fashion-MNIST FD 91.1 against 97.6 at 5 % and 92.9 with the old per-step schedule (docs/quality.md)
+    ema_rampup = 0.10
     can_vary = "image"   # any image, its own or another member's: re-noised part-way, sampled again
     can_interpolate = True
     tiny_params = {"width": 8, "sample_steps": 4}
