@@ -35,6 +35,18 @@ def test_the_device_step_count_gives_the_same_decay():
     assert float(member.ema_beta(EMA_HALF_LIFE)) == pytest.approx(host, rel=1e-5)
 
 
+def test_each_member_kind_ramps_up_over_its_own_share_of_the_images():
+    from engine.members.registry import run_config
+
+    config = run_config({"members": [{"kind": "diffusion", "params": {"width": 8}}]}).members[0]
+    member = MEMBERS["diffusion"](config, (1, 16, 16), 0, torch.device("cpu"), 0)
+    member.batch_images, member.step = 64, 99
+    assert member.ema_rampup == 0.10 and MEMBERS["dcgan"].ema_rampup == 0.05
+    assert member.ema_beta(EMA_HALF_LIFE) == pytest.approx(0.5 ** (64 / (0.10 * 100 * 64)))
+    member.step_count = torch.tensor(99)  # the device path reads the same share
+    assert float(member.ema_beta(EMA_HALF_LIFE)) == pytest.approx(0.5 ** (64 / (0.10 * 100 * 64)), rel=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["dcgan", "diffusion"])
 def test_an_old_runs_per_step_decay_becomes_its_half_life(kind):
     from engine.members.registry import run_config
