@@ -14,6 +14,7 @@ from engine.members.base import Member
 from engine.members.registry import MEMBERS, kinds_text, member_class
 
 DEFAULT_STRENGTH = 0.3  # docs/quality.md § Guided diffusion
+CRITIC_ORDER = ("dcgan", "judge")  # "auto" takes the first of these the run has
 
 
 class Guide(Fusion):
@@ -46,14 +47,20 @@ class Guide(Fusion):
         sampler = next((m for m in members.values() if m.can_be_guided), None)
         if sampler is None:
             raise UserError(f"guide needs a {kinds_text('guided')} member in the run")
-        critics = {name: m for name, m in members.items() if m.can_guide}
-        name = params.get("critic", "auto")
-        if name == "auto":
-            order = list(MEMBERS)
-            name = min(critics, key=lambda k: order.index(k) if k in order else len(order), default=None)
-        if name not in critics:
-            raise UserError(f"guide critic {name!r} is not a member of this run that can judge images "
-                            f"(it has: {', '.join(critics) or 'none'})")
+        name, critic = pick_critic(members, params.get("critic", "auto"))
         strength = float(params.get("strength", DEFAULT_STRENGTH))
-        images = sampler.sample_guided(n, generator, critics[name].critic, strength, int(params.get("steps", 0)) or None)
+        images = sampler.sample_guided(n, generator, critic.critic, strength, int(params.get("steps", 0)) or None)
         return FusedBatch(images, (f"guide({sampler.name}←{name})",) * n)
+
+
+def pick_critic(members: Mapping[str, Member], name: str = "auto") -> tuple[str, Member]:
+    """The critic asked for by name, or for "auto" the first member that can guide in ``CRITIC_ORDER``
+    (then registry order)."""
+    critics = {key: m for key, m in members.items() if m.can_guide}
+    if name == "auto":
+        order = [*CRITIC_ORDER, *MEMBERS]
+        name = min(critics, key=lambda k: order.index(k) if k in order else len(order), default=None)
+    if name not in critics:
+        raise UserError(f"guide critic {name!r} is not a member of this run that can judge images "
+                        f"(it has: {', '.join(critics) or 'none'})")
+    return name, critics[name]

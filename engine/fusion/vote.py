@@ -25,6 +25,7 @@ import torch
 from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
+from engine.fusion.guide import pick_critic
 from engine.fusion.mixture import closest_mixture
 from engine.members.base import Member
 from engine.members.registry import kinds_text, member_class
@@ -33,6 +34,7 @@ from engine.training.diagnostics import DIVERSITY_LOW, mean_pairwise  # below DI
 
 SHARES = ("auto", "even", "committee")
 SPREAD = 0.5  # a kept image's near-duplicates lose about half the rank range
+GUIDE = 0.0  # the diffusion's candidates unguided by default
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -61,6 +63,11 @@ class Vote(Fusion):
         Param("quotas", False, help="the same as shares=even (kept for older recipes)"),
         Param("voters", None, 0.0, 100.0, per_member=True, scorers=True,
               help="weight of each member's vote (members without a realism score cannot vote)"),
+        Param("guide", GUIDE, 0.0, 5.0,
+              help="the diffusion's candidates are drawn steered by a critic (the guide strategy's strength; "
+                   "0: drawn as they come)"),
+        Param("critic", "auto", choices=("auto",), member_choice="guide",
+              help="the member whose judgement steers the diffusion's candidates (with guide above 0)"),
     )
     evaluation_plan = {
         "vote": {"k": 4},
@@ -82,8 +89,14 @@ class Vote(Fusion):
         found = generators_of(members)
         counts = split_evenly(k * n, len(found))
         pool, owner = [], []
+        steer = float(params.get("guide", GUIDE))
+        critics = [m for m in members.values() if m.can_guide] if steer > 0 else []
         for (name, member), count in zip(found.items(), counts):
-            if count:
+            if count and critics and member.can_be_guided:
+                critic = pick_critic(members, params.get("critic", "auto"))[1]
+                pool.append(member.sample_guided(count, seeded_copy(generator), critic.critic, steer))
+                owner += [name] * count
+            elif count:
                 pool.append(member.sample(count, seeded_copy(generator)))
                 owner += [name] * count
         images = torch.cat(pool)

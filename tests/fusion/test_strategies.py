@@ -27,7 +27,7 @@ def context_of(session):
 
 @pytest.mark.parametrize("name,params", [
     ("vote", {}), ("vote", {"k": "3", "quotas": "true"}), ("vote", {"voters": "judge:1"}),
-    ("vote", {"shares": "committee"}), ("vote", {"shares": "even", "spread": "2"}), ("vote", {"spread": "0"}),
+    ("vote", {"shares": "committee"}), ("vote", {"guide": "1", "critic": "judge"}), ("vote", {"shares": "even", "spread": "2"}), ("vote", {"spread": "0"}),
     ("refine", {}), ("refine", {"source": "vae", "strength": "0.3", "steps": "3"}),
     ("soup", {"member": "dcgan"}), ("soup", {"member": "diffusion", "checkpoints": "2"}),
     ("mixture", {"weights": "auto"}),
@@ -268,3 +268,13 @@ def test_guide_needs_a_sampler_to_steer_and_a_critic(session):
     without_critics = {k: m for k, m in session.members.items() if k in ("diffusion", "vae")}
     with pytest.raises(UserError, match="can judge images"):
         fusion("guide").fuse(without_critics, 2, torch.Generator(), strength=0.3, steps=2, critic="auto")
+
+
+def test_a_vote_can_draw_the_diffusions_candidates_guided(session):
+    plain = fusion("vote").fuse(session.members, 9, torch.Generator().manual_seed(6), k=1)
+    steered = fusion("vote").fuse(session.members, 9, torch.Generator().manual_seed(6), k=1, guide=1.0, critic="judge")
+    diffusion = [i for i, who in enumerate(plain.provenance) if who == "diffusion"]
+    others = [i for i, who in enumerate(plain.provenance) if who != "diffusion"]
+    assert plain.provenance == steered.provenance
+    assert torch.equal(plain.images[others], steered.images[others])  # only the diffusion's candidates change
+    assert not torch.equal(plain.images[diffusion], steered.images[diffusion])
