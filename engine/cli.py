@@ -126,6 +126,8 @@ def build_parser() -> Parser:
     bench.add_argument("--subset", type=_int_in(10, 100_000), help="augment: training images taken from the emoji set "
                        "(default 500)")
     bench.add_argument("--seeds", type=_int_in(1, 100), help="augment: seeds per setting (default 3)")
+    bench.add_argument("--first-seed", type=_int_in(0, 1_000_000), help="augment: the first seed (default 0; each "
+                       "seed's runs are deterministic, so a later seed can be run on its own)")
     bench.add_argument("--tarball", type=Path, help="fetch-emoji: the package's .tgz already at hand (no npm)")
     bench.add_argument("--quick", action="store_true", help="small and fast: checks the pipeline only")
     bench.add_argument("--ablation", action="store_true",

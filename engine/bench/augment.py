@@ -71,7 +71,8 @@ def main(args) -> int:
     n = budget.n if args.quick else FOLDER_N
     rows = []
     started = time.perf_counter()
-    for seed in range(seeds):
+    first = getattr(args, "first_seed", None) or 0
+    for seed in range(first, first + seeds):
         for setting in SETTINGS:
             config = run_config({
                 "data": {"source": str(folder), **EMOJI_SHAPE, "holdout": HOLDOUT},
