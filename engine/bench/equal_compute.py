@@ -67,15 +67,14 @@ def train_alone(session: Session, kind: str, seconds: float, out: Path) -> tuple
 def equal_compute_rows(session: Session, report: EvalReport, train_seconds: float, n: int,
                        judge_steps: int, root: Path) -> list[AloneRow]:
     rows: list[AloneRow] = []
-    best_fusion, fusion_row = report.best_fusion()
+    fusion_row = report.best_fusion()[1]
     for kind in session.generators():
         print(f"equal compute: {kind} alone for {train_seconds:.0f} s", file=sys.stderr)
         solo, spent = train_alone(session, kind, train_seconds, root / f"{kind}-alone")
-        alone = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps))
-        rows.append(AloneRow(kind, solo.step, spent, alone.members[kind]))
+        own = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps)).members[kind]
+        rows.append(AloneRow(kind, solo.step, spent, own))
         member = solo.member(kind)
         if member.can_be_guided and fusion_row.samples_per_s > 0:
-            own = alone.members[kind]
             ratio = own.samples_per_s / fusion_row.samples_per_s
             steps = min(MAX_SAMPLE_STEPS, max(member.p["sample_steps"], round(member.p["sample_steps"] * ratio)))
             member.config = dataclasses.replace(member.config, params={**member.config.params, "sample_steps": steps})

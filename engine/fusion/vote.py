@@ -90,15 +90,16 @@ class Vote(Fusion):
         counts = split_evenly(k * n, len(found))
         pool, owner = [], []
         steer = float(params.get("guide", GUIDE))
-        critics = [m for m in members.values() if m.can_guide] if steer > 0 else []
+        critic = pick_critic(members, params.get("critic", "auto"))[1] \
+            if steer > 0 and any(m.can_guide for m in members.values()) else None
         for (name, member), count in zip(found.items(), counts):
-            if count and critics and member.can_be_guided:
-                critic = pick_critic(members, params.get("critic", "auto"))[1]
+            if not count:
+                continue
+            if critic is not None and member.can_be_guided:
                 pool.append(member.sample_guided(count, seeded_copy(generator), critic.critic, steer))
-                owner += [name] * count
-            elif count:
+            else:
                 pool.append(member.sample(count, seeded_copy(generator)))
-                owner += [name] * count
+            owner += [name] * count
         images = torch.cat(pool)
         if k == 1:
             return FusedBatch(images, tuple(owner))
