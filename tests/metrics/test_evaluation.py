@@ -28,7 +28,7 @@ def test_evaluate_reports_every_member_and_fusion(run_path):
                       progress=lambda label, fraction: seen.append((label, fraction)))
     assert set(report.members) == {"dcgan", "vae", "diffusion"}
     assert set(report.fusions) == {"average", "weighted-average", "mixture", "vote", "vote-even", "vote-committee", "vote-judge", "vote-gan-judge",
-                                "refine", "soup"}
+                                "refine", "guide", "guide-judge", "soup"}
     for row in [*report.members.values(), *report.fusions.values()]:
         values = [getattr(row, m) for m in METRICS]
         assert all(math.isfinite(v) for v in values) and row.fd >= 0 and 0 <= row.precision <= 1
