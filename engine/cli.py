@@ -75,6 +75,9 @@ def build_parser() -> Parser:
     which.add_argument("--member")
     which.add_argument("--fusion")
     sample.add_argument("--param", action="append", default=[], metavar="K=V", help="fusion parameter")
+    sample.add_argument("--class", dest="class_", metavar="NAME",
+                        help="images of one class: its name in the data (a subfolder, a Fashion-MNIST class) or "
+                             "its index (a run whose members learnt classes)")
     sample.add_argument("--n", type=_int_in(1, MAX_SAMPLES),
                         help=f"how many images (default {SAMPLE_COUNT}; variations 16; interpolation steps 8)")
     sample.add_argument("--seed", type=_int_in(0, MAX_SEED), help="default 0")

@@ -54,6 +54,8 @@ def _check_sample_flags(args: argparse.Namespace) -> None:
                             "--param or --from-png)")
     if args.judge_steps is not None and not args.nearest:
         raise UserError("--judge-steps goes with --nearest K")
+    if args.class_ is not None and (args.from_png or args.variations_of):
+        raise UserError("--from-png and --variations-of keep the class the PNG was made with; leave out --class")
 
 
 def _explored_png(path: Path | None) -> bool:
@@ -79,7 +81,17 @@ def _sample_request(args: argparse.Namespace):
         raise UserError("sample needs --member NAME or --fusion NAME")
     if args.member and args.param:
         raise UserError("--param sets a fusion's parameters; a member takes none (use --fusion NAME)")
-    return SampleRequest(run=args.run, member=args.member, fusion=args.fusion, params=_params(args.param), **given)
+    return SampleRequest(run=args.run, member=args.member, fusion=args.fusion, params=_params(args.param),
+                         label=_class_of(args), **given)
+
+
+def _class_of(args: argparse.Namespace) -> int | None:
+    """--class as the run's class index (checked against the run's classes), or None for any."""
+    if args.class_ is None:
+        return None
+    from engine.store.run_folder import RunFolder
+
+    return RunFolder.open(args.run).class_index(args.class_)
 
 
 def _sample_explored(args: argparse.Namespace) -> int:
@@ -104,7 +116,9 @@ def _sample_explored(args: argparse.Namespace) -> int:
         if args.run is None:
             raise UserError("--interpolate needs the RUN folder")
         session = open_for_sampling(args.run, None, args.device)
-        a, b = (explore.source_of(session, explore.seed_recipe(session, args.member, seed)) for seed in args.interpolate)
+        label = session.run.class_index(args.class_) if args.class_ is not None else None
+        a, b = (explore.source_of(session, explore.seed_recipe(session, args.member, seed, label))
+                for seed in args.interpolate)
         made = explore.interpolation(session, a, b, args.n or explore.INTERPOLATION_STEPS)
         out, stem = args.out, f"{args.member}-{args.interpolate[0]}-{args.interpolate[1]}"
     elif _explored_png(args.from_png):

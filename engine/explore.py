@@ -71,6 +71,11 @@ class Source:
     recipe: dict[str, Any]           # the image's own recipe (with its index)
     note: str = ""                   # said to the user, e.g. who varies an average's image
 
+    @property
+    def label(self) -> int | None:
+        """The class the image was asked to be (None: any)."""
+        return self.recipe.get("class")
+
 
 # ---------------------------------------------------------------------------------------------
 # recipes
@@ -85,10 +90,10 @@ def recipe_of_png(path: Path) -> dict[str, Any]:
     return meta
 
 
-def seed_recipe(session: "Session", member: str, seed: int) -> dict[str, Any]:
-    """The recipe of a seed's own image: the first of ``member``'s grid for ``seed``."""
+def seed_recipe(session: "Session", member: str, seed: int, label: int | None = None) -> dict[str, Any]:
+    """The recipe of a seed's own image: the first of ``member``'s grid for ``seed`` (of class ``label``)."""
     session.member(member)
-    request = SampleRequest(run=session.run.path, member=member, n=1, seed=seed)
+    request = SampleRequest(run=session.run.path, member=member, n=1, seed=seed, label=label)
     return {**request.metadata(session.run.run_id, session.checkpoint.name, {}), "index": 0, "provenance": member}
 
 
@@ -224,10 +229,12 @@ def variations(session: "Session", source: Source, n: int = VARIATIONS_N, streng
     if not member.can_vary:
         raise UserError(f"member {source.member!r} cannot make variations of an image")
     with watching({member.name: member}) as calls:
-        images = member.variations(source.image, source.latent, n, float(strength), torch.Generator().manual_seed(seed))
+        images = member.variations(source.image, source.latent, n, float(strength), torch.Generator().manual_seed(seed),
+                                   label=source.label)
     decoded = [latents for latents, out in calls.get(member.name, ()) if out is images]
     latents = tuple(decoded[0]) if decoded else (None,) * n
     recipe = {**_base(session), "member": member.name, "fusion": None, "params": {}, "n": n, "seed": seed,
+              **_class_entry(source.label),
               "explore": {"variations": {"of": source.recipe, "strength": float(strength)}}}
     return Explored(images, recipe, (member.name,) * n, latents)
 
@@ -244,12 +251,20 @@ def interpolation(session: "Session", a: Source, b: Source, steps: int = INTERPO
     if a.latent is None or b.latent is None:
         raise UserError("interpolation starts from the two images' latents, and one of them has none "
                         "(a blend of several members, or a re-noised variation); choose images a member made")
+    if a.label != b.label:
+        raise UserError("interpolation walks between two images asked of the same class (or both of any class); "
+                        f"these were asked of classes {a.label} and {b.label}")
     with watching({member.name: member}) as calls:
-        images = member.interpolate(a.latent, b.latent, steps)
+        images = member.interpolate(a.latent, b.latent, steps, label=a.label)
     decoded = [latents for latents, out in calls.get(member.name, ()) if out is images]
     recipe = {**_base(session), "member": member.name, "fusion": None, "params": {}, "n": steps, "seed": 0,
-              "explore": {"interpolate": {"a": a.recipe, "b": b.recipe}}}
+              **_class_entry(a.label), "explore": {"interpolate": {"a": a.recipe, "b": b.recipe}}}
     return Explored(images, recipe, (member.name,) * steps, tuple(decoded[0]) if decoded else (None,) * steps)
+
+
+def _class_entry(label: int | None) -> dict[str, int]:
+    """A recipe's "class" entry: present only when a class was asked for."""
+    return {} if label is None else {"class": label}
 
 
 def _check_count(n: int, flag: str) -> None:

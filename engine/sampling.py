@@ -34,6 +34,7 @@ class SampleRequest:
     n: int = SAMPLE_COUNT
     seed: int = 0
     checkpoint: str | None = None   # a step-NNNNNNN folder name; None = the latest
+    label: int | None = None        # the class asked for (an index into the run's class names); None: any
 
     def __post_init__(self):
         if (self.member is None) == (self.fusion is None):
@@ -42,10 +43,13 @@ class SampleRequest:
             raise UserError(f"--n must be between 1 and {MAX_SAMPLES}, got {self.n}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"--seed must be a non-negative integer, got {self.seed}")
+        if self.label is not None and (not isinstance(self.label, int) or isinstance(self.label, bool) or self.label < 0):
+            raise UserError(f"the class must be a class index, got {self.label!r}")
 
     def metadata(self, run_id: str, checkpoint: str, params: dict[str, Any]) -> dict[str, Any]:
-        return {"chorus": 1, "run": str(Path(self.run).absolute()), "run_id": run_id, "checkpoint": checkpoint,
-                "member": self.member, "fusion": self.fusion, "params": params, "n": self.n, "seed": self.seed}
+        recipe = {"chorus": 1, "run": str(Path(self.run).absolute()), "run_id": run_id, "checkpoint": checkpoint,
+                  "member": self.member, "fusion": self.fusion, "params": params, "n": self.n, "seed": self.seed}
+        return recipe if self.label is None else {**recipe, "class": self.label}
 
     @classmethod
     def from_png(cls, path: Path, run: Path | None = None) -> "SampleRequest":
@@ -69,7 +73,7 @@ class SampleRequest:
             return cls(run=Path(run or _recorded_run(meta["run"], path)), member=meta.get("member"),
                        fusion=meta.get("fusion"),
                        params=dict(meta.get("params") or {}), n=meta["n"], seed=meta["seed"],
-                       checkpoint=checkpoint)
+                       checkpoint=checkpoint, label=meta.get("class"))
         except (KeyError, TypeError, ValueError, UserError) as exc:
             reason = str(exc) if isinstance(exc, (UserError, ValueError)) else repr(exc)
             raise UserError(f"the Chorus parameters in {path} are damaged: {reason}") from None
@@ -94,13 +98,15 @@ def sample_images(session: "Session", request: SampleRequest,
     from engine.fusion.registry import fusion
 
     generator = torch.Generator().manual_seed(request.seed)
+    if request.label is not None and session.run.num_classes < 2:
+        raise UserError(f"run {session.run.path} has no classes (its images had no labels), so --class cannot be used")
     if request.member is not None:
         member = session.member(request.member)
-        return member.sample(request.n, generator), (member.name,) * request.n, {}
+        return member.sample(request.n, generator, label=request.label), (member.name,) * request.n, {}
     strategy = fusion(request.fusion)
     params = strategy.validate(request.params)
     context = context or FusionContext(checkpoints=session.checkpoint_history())
-    fused = strategy.fuse(session.members, request.n, generator, context=context, **params)
+    fused = strategy.fuse(session.members, request.n, generator, context=context, label=request.label, **params)
     return fused.images, fused.provenance, {**params, **fused.settled}
 
 

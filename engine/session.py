@@ -88,7 +88,8 @@ class Session:
         config = resolve_data(config, data)
         data = _check_batches(config, data)
         if world is None or world.is_main:
-            run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes)
+            run = RunFolder.create(Path(out), config, data.fingerprint, data.num_classes,
+                                   data.class_names if data.num_classes else ())
         if world is not None:  # the other ranks read the folder rank 0 made
             from engine.training.distributed import barrier
 
@@ -192,7 +193,8 @@ def resolve_data(config: RunConfig, data: LoadedData) -> RunConfig:
     for member in config.members:
         cls = member_class(member.kind)
         cls.check_data(resolved)
-        members.append(dataclasses.replace(member, params=cls.settle_params(member.params, len(data.images), resolved)))
+        settled = cls.settle_params(member.params, len(data.images), resolved, data.num_classes)
+        members.append(dataclasses.replace(member, params=settled))
     return dataclasses.replace(config, data=resolved, members=tuple(members))
 
 

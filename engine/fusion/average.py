@@ -11,13 +11,13 @@ from engine.members.base import Member
 
 
 def pixel_mean(members: Mapping[str, Member], n: int, generator: torch.Generator,
-               weights: Mapping[str, float] | None) -> FusedBatch:
-    found = generators_of(members)
+               weights: Mapping[str, float] | None, label: int | None = None) -> FusedBatch:
+    found = generators_of(members, label)
     share = normalised_weights(weights, list(found))
     used = [name for name in found if share[name] > 0]
-    total = sum(share[name] * found[name].sample(n, seeded_copy(generator)) for name in used)
-    label = f"average({','.join(used)})"
-    return FusedBatch(total.clamp(-1, 1), (label,) * n)
+    total = sum(share[name] * found[name].sample(n, seeded_copy(generator), label=label) for name in used)
+    made_by = f"average({','.join(used)})"
+    return FusedBatch(total.clamp(-1, 1), (made_by,) * n)
 
 
 class Average(Fusion):
@@ -25,8 +25,8 @@ class Average(Fusion):
     title = "Pixel average"
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
-        return pixel_mean(members, n, generator, None)
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
+        return pixel_mean(members, n, generator, None, label)
 
 
 class WeightedAverage(Fusion):
@@ -36,5 +36,5 @@ class WeightedAverage(Fusion):
     evaluation_plan = {"weighted-average": {"weights": "inverse-fd"}}  # weights ∝ 1/FD of each member
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
-        return pixel_mean(members, n, generator, params.get("weights"))
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
+        return pixel_mean(members, n, generator, params.get("weights"), label)

@@ -17,7 +17,7 @@ from engine.members.base import Member
 
 class SampleBank:
     def __init__(self) -> None:
-        self.store: dict[tuple[str, str], torch.Tensor] = {}
+        self.store: dict[tuple[str, int | None, str], torch.Tensor] = {}  # (member, class, generator state)
         self.hits = 0
         self.misses = 0
         self.bypassed = False
@@ -46,14 +46,15 @@ class SampleBank:
     def _wrap(self, member: Member):
         original = type(member).sample
 
-        def sample(n: int, generator: torch.Generator, **kwargs) -> torch.Tensor:
+        def sample(n: int, generator: torch.Generator, label: int | None = None, **kwargs) -> torch.Tensor:
             if kwargs or self.bypassed:
-                return original(member, n, generator, **kwargs)
-            key = (member.name, hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=12).hexdigest())
+                return original(member, n, generator, label=label, **kwargs)
+            state = hashlib.blake2b(generator.get_state().numpy().tobytes(), digest_size=12).hexdigest()
+            key = (member.name, label, state)
             stored = self.store.get(key)
             if stored is None or len(stored) < n:
                 self.misses += 1
-                stored = original(member, n, generator)
+                stored = original(member, n, generator, label=label)
                 self.store[key] = stored
             else:
                 self.hits += 1

@@ -102,8 +102,9 @@ class Fusion(ABC):
 
     @abstractmethod
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
-        """``n`` fused images; the same generator state (and context) gives the same images."""
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
+        """``n`` fused images; the same generator state (and context) gives the same images.
+        ``label``: the class asked for (only the members that learnt classes make images then), None: any."""
 
 
 def _from_text(value: Any, param: Param) -> Any:
@@ -122,10 +123,15 @@ def seeded_copy(generator: torch.Generator) -> torch.Generator:
     return copy
 
 
-def generators_of(members: Mapping[str, Member]) -> dict[str, Member]:
+def generators_of(members: Mapping[str, Member], label: int | None = None) -> dict[str, Member]:
+    """The members that make images; with a class asked for (``label``), those that learnt classes."""
     found = {name: m for name, m in members.items() if m.can_sample}
     if not found:
         raise UserError("fusion needs at least one member that can sample images")
+    if label is not None:
+        found = {name: m for name, m in found.items() if m.conditioned}
+        if not found:
+            raise UserError("no member of this run learnt classes, so a fusion cannot be asked for one")
     return found
 
 

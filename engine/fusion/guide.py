@@ -3,6 +3,7 @@ diffusion.py ``sample_guided``): the DCGAN's discriminator says which way looks 
 which way looks more like a clear class (or, without labels, upright). Strength 0 is plain diffusion."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -43,14 +44,20 @@ class Guide(Fusion):
         return ""
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
         sampler = next((m for m in members.values() if m.can_be_guided), None)
         if sampler is None:
             raise UserError(f"guide needs a {kinds_text('guided')} member in the run")
         name, critic = pick_critic(members, params.get("critic", "auto"))
         strength = float(params.get("strength", DEFAULT_STRENGTH))
-        images = sampler.sample_guided(n, generator, critic.critic, strength, int(params.get("steps", 0)) or None)
+        images = sampler.sample_guided(n, generator, critic_for(critic, label), strength,
+                                       int(params.get("steps", 0)) or None, label=label)
         return FusedBatch(images, (f"guide({sampler.name}←{name})",) * n)
+
+
+def critic_for(critic: Member, label: int | None):
+    """``critic``'s judgement of images as ones of class ``label`` (any: None)."""
+    return critic.critic if label is None else functools.partial(critic.critic, label=label)
 
 
 def pick_critic(members: Mapping[str, Member], name: str = "auto") -> tuple[str, Member]:

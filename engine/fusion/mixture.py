@@ -30,19 +30,20 @@ class Mixture(Fusion):
     evaluation_plan = {"mixture": {"weights": "auto"}}
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
-        found = generators_of(members)
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
+        found = generators_of(members, label)
         names = list(found)
         weights = params.get("weights")
         fitted = weights == "auto"
         if fitted:
             weights = fit_weights(found, context or FusionContext())
         share = normalised_weights(weights, names)
-        mixed = mix(found, share, n, generator)
+        mixed = mix(found, share, n, generator, label)
         return dataclasses.replace(mixed, settled={"weights": dict(weights)}) if fitted else mixed
 
 
-def mix(found: Mapping[str, Member], share: Mapping[str, float], n: int, generator: torch.Generator) -> FusedBatch:
+def mix(found: Mapping[str, Member], share: Mapping[str, float], n: int, generator: torch.Generator,
+        label: int | None = None) -> FusedBatch:
     names = list(found)
     probs = torch.tensor([share[name] for name in names], dtype=torch.float64)
     choice = torch.multinomial(probs, n, replacement=True, generator=generator)
@@ -51,7 +52,7 @@ def mix(found: Mapping[str, Member], share: Mapping[str, float], n: int, generat
         slots = (choice == index).nonzero().flatten()
         if len(slots) == 0:
             continue
-        drawn = found[name].sample(len(slots), seeded_copy(generator))
+        drawn = found[name].sample(len(slots), seeded_copy(generator), label=label)
         if images is None:
             images = torch.empty((n, *drawn.shape[1:]), device=drawn.device)
         images[slots.to(drawn.device)] = drawn

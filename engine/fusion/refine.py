@@ -35,12 +35,12 @@ class Refine(Fusion):
         return ""
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
         refiner = next((m for m in members.values() if m.can_refine), None)
         if refiner is None:
             raise UserError(f"refine needs a {kinds_text('refine')} member in the run")
         source_name = params.get("source", "auto")
-        candidates = {name: m for name, m in generators_of(members).items() if not m.can_refine}
+        candidates = {name: m for name, m in generators_of(members, label).items() if not m.can_refine}
         if source_name == "auto":
             order = list(MEMBERS)
             preferred = sorted(candidates, key=lambda name: order.index(name) if name in order else len(order))
@@ -48,6 +48,7 @@ class Refine(Fusion):
         if source_name not in candidates:
             raise UserError(f"refine source {source_name!r} is not a sampling member of this run "
                             f"(it has: {', '.join(candidates) or f'none besides the {refiner.name} member'})")
-        drafts = candidates[source_name].sample(n, seeded_copy(generator))
-        images = refiner.refine(drafts, float(params.get("strength", 0.4)), int(params.get("steps", 5)), generator)
+        drafts = candidates[source_name].sample(n, seeded_copy(generator), label=label)
+        images = refiner.refine(drafts, float(params.get("strength", 0.4)), int(params.get("steps", 5)), generator,
+                                label=label)
         return FusedBatch(images, (f"refine({source_name})",) * n)

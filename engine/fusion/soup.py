@@ -24,7 +24,7 @@ class Soup(Fusion):
     )
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
         name = params.get("member", "vae")
         if name not in members or not members[name].can_sample:
             raise UserError(f"soup member {name!r} is not a sampling member of this run")
@@ -34,7 +34,7 @@ class Soup(Fusion):
         member = members[name]
         with averaged_weights(member, [load_member_state(p, name) for p in paths]):
             # the class's own sample(): a SampleBank on the instance would return unsouped images
-            images = type(member).sample(member, n, seeded_copy(generator))
+            images = type(member).sample(member, n, seeded_copy(generator), label=label)
         return FusedBatch(images, (f"soup({name}×{len(paths)})",) * n, settled={"checkpoints": len(paths)})
 
 

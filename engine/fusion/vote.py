@@ -25,7 +25,7 @@ import torch
 from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
-from engine.fusion.guide import pick_critic
+from engine.fusion.guide import critic_for, pick_critic
 from engine.fusion.mixture import closest_mixture
 from engine.members.base import Member
 from engine.members.registry import kinds_text, member_class
@@ -84,9 +84,9 @@ class Vote(Fusion):
         return "" if scorers else f"needs a member that scores images ({kinds_text('score')})"
 
     def fuse(self, members: Mapping[str, Member], n: int, generator: torch.Generator, *,
-             context: FusionContext | None = None, **params: Any) -> FusedBatch:
+             context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
         k = int(params.get("k", 4))
-        found = generators_of(members)
+        found = generators_of(members, label)
         counts = split_evenly(k * n, len(found))
         pool, owner = [], []
         steer = float(params.get("guide", GUIDE))
@@ -96,20 +96,21 @@ class Vote(Fusion):
             if not count:
                 continue
             if critic is not None and member.can_be_guided:
-                pool.append(member.sample_guided(count, seeded_copy(generator), critic.critic, steer))
+                pool.append(member.sample_guided(count, seeded_copy(generator), critic_for(critic, label), steer,
+                                                 label=label))
             else:
-                pool.append(member.sample(count, seeded_copy(generator)))
+                pool.append(member.sample(count, seeded_copy(generator), label=label))
             owner += [name] * count
         images = torch.cat(pool)
         if k == 1:
             return FusedBatch(images, tuple(owner))
         shares = "even" if params.get("quotas") else params.get("shares", "auto")
         if shares == "committee":
-            combined = self.committee(members, images, params.get("voters"))
+            combined = self.committee(members, images, params.get("voters"), label=label)
             keep = self.select(combined, owner, list(found), n, quotas=False)
             return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
         groups = [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in found]
-        ranks = self.committee(members, images, params.get("voters"), groups)
+        ranks = self.committee(members, images, params.get("voters"), groups, label)
         enough = all(len(own) >= 2 for own in groups)  # a pool too small to fit shares on: even shares
         features = _features(context, images) if shares == "auto" and enough else None
         counts = split_evenly(n, len(found)) if features is None else \
@@ -122,9 +123,11 @@ class Vote(Fusion):
 
     @staticmethod
     def committee(members: Mapping[str, Member], images: torch.Tensor, voters: Mapping[str, float] | None,
-                  groups: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+                  groups: Sequence[torch.Tensor] | None = None, label: int | None = None) -> torch.Tensor:
         """Weighted mean of each voter's percentile rank of every pool image; with ``groups`` (each
-        member's indices in the pool) an image is ranked among its group's only."""
+        member's indices in the pool) an image is ranked among its group's only. With a class asked
+        for (``label``), a voter that knows classes judges each image as one of that class (the judge:
+        its confidence in the class)."""
         total, weight_sum = torch.zeros(len(images), dtype=torch.float64), 0.0
         unknown = sorted(set(voters or {}) - set(members))
         if unknown:  # a misspelt voter would silently not vote
@@ -133,7 +136,7 @@ class Vote(Fusion):
             weight = 1.0 if voters is None else float(voters.get(name, 0.0))
             if weight <= 0:
                 continue
-            scores = member.score(images)
+            scores = member.score(images, label)
             if scores is None:
                 if voters is not None:  # asked by name to vote
                     raise UserError(f"{name} cannot vote: it has no realism score ({kinds_text('score')} has one)")

@@ -23,6 +23,7 @@ from engine.accel import DEFAULT_AUTO, NO_AUTO, AutoPaths, FastPaths, resolve
 from engine.config import DataConfig, MemberConfig, OptimConfig, Param
 from engine.data.dataset import Batch, DeviceDataset
 from engine.errors import UserError
+from engine.members.classes import ClassCounts, asked_labels, is_conditioned, settle_classes
 from engine.members.sizing import settle_sizes
 
 EMA_RAMPUP = 0.05  # an EMA's half-life is at most this share of the images seen so far
@@ -59,6 +60,9 @@ class Member(ABC):
     # VAE's code), "image" works from the pixels alone (re-noising), "" cannot (engine/explore.py)
     can_vary: ClassVar[str] = ""
     can_interpolate: ClassVar[bool] = False  # ``interpolate`` walks between two latents (slerp)
+    # learns p(image | class) on labelled data when its ``classes`` parameter is on (engine/members/classes.py);
+    # its sampling, scoring and guiding methods then take the class asked for (``label``; None: any)
+    can_condition: ClassVar[bool] = False
     # the smallest sensible parameters (16-px images, a few steps): the self-test and the test fixtures
     tiny_params: ClassVar[Mapping[str, Any]] = {}
     # what fast paths "auto" turns on, by device type (engine/accel.py; measured in docs/performance.md)
@@ -81,6 +85,9 @@ class Member(ABC):
         self.step_count = torch.zeros((), dtype=torch.int64, device=device) if self.fast.step_graph else None
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+        self.conditioned = is_conditioned(self.can_condition, config.params, num_classes)
+        # the training images seen per class: what "any class" samples in proportion to
+        self.class_counts = ClassCounts(num_classes) if self.conditioned else None
         with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(seed)
             self.build()
@@ -132,14 +139,17 @@ class Member(ABC):
         return upgraded
 
     @classmethod
-    def settle_params(cls, params: Mapping[str, Any], images: int, data: DataConfig | None = None) -> dict[str, Any]:
+    def settle_params(cls, params: Mapping[str, Any], images: int, data: DataConfig | None = None,
+                      num_classes: int = 0) -> dict[str, Any]:
         """The parameters with every "auto" that depends on the data settled, for a new run on
-        ``images`` training images of the resolved ``data`` (size, channels), written to run.json.
-        An "auto" still in a run.json is a run made before the parameter existed. Subclasses settle
-        their own and call this last: it settles the sizes (``sized``: engine/members/sizing.py)."""
+        ``images`` training images of the resolved ``data`` (size, channels) with ``num_classes``
+        labels, written to run.json. An "auto" still in a run.json is a run made before the parameter
+        existed. Subclasses settle their own and call this last: it settles the classes
+        (``can_condition``) and the sizes (``sized``: engine/members/sizing.py)."""
+        settled = settle_classes(dict(params), num_classes) if cls.can_condition else dict(params)
         if data is None or not cls.sized:
-            return dict(params)
-        return settle_sizes(cls, params, data.size, data.channels)
+            return settled
+        return settle_sizes(cls, settled, data.size, data.channels)
 
     @abstractmethod
     def build(self) -> None:
@@ -147,7 +157,23 @@ class Member(ABC):
 
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:
-        """Every network whose weights are saved (trained ones and EMA copies)."""
+        """Every network whose weights are saved (trained ones and EMA copies; ``with_classes``)."""
+
+    def with_classes(self, nets: dict[str, nn.Module]) -> dict[str, nn.Module]:
+        """``nets`` and, for a member that learns classes, its class counts (saved with the weights)."""
+        return {**nets, "classes": self.class_counts} if self.class_counts is not None else nets
+
+    def labels_for(self, latents: torch.Tensor, label: int | None) -> torch.Tensor | None:
+        """The class of each latent's image: ``label`` for all, any (read from each latent: see
+        engine/members/classes.py) for None; None for a member without classes (which refuses a label)."""
+        return asked_labels(self.name, self.conditioned, self.class_counts, latents, label)
+
+    def training_labels(self, batch: Batch) -> torch.Tensor | None:
+        """The batch's labels for a member that learns classes (counted), None otherwise."""
+        if not self.conditioned or batch.labels is None:
+            return None
+        self.class_counts.observe(batch.labels)
+        return batch.labels
 
     def trained_networks(self) -> dict[str, nn.Module]:
         """The networks that get an optimizer, by name."""
@@ -234,8 +260,9 @@ class Member(ABC):
         self.advance()
         return {key: value.detach() for key, value in logged.items()}
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` images in [-1, 1], (n, C, H, W), on the device; same generator state → same images."""
+    def sample(self, n: int, generator: torch.Generator, label: int | None = None) -> torch.Tensor:
+        """``n`` images in [-1, 1], (n, C, H, W), on the device; same generator state → same images.
+        ``label``: the class asked for (a member that learns classes), None: any."""
         raise UserError(f"member {self.name!r} is not a generator and cannot sample images")
 
     def latent_shape(self) -> tuple[int, ...]:
@@ -247,41 +274,43 @@ class Member(ABC):
         state and j (block noise), so a seed and an index name one latent for good."""
         return self.noise((n, *self.latent_shape()), generator)
 
-    def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from latents (``sample`` is ``from_latents(latents(n, generator))``)."""
+    def from_latents(self, latents: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from latents (``sample`` is ``from_latents(latents(n, generator), label)``)."""
         raise UserError(f"member {self.name!r} is not a generator and cannot sample images")
 
     def variations(self, image: torch.Tensor, latent: torch.Tensor | None, n: int, strength: float,
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, label: int | None = None) -> torch.Tensor:
         """``n`` neighbours of one image (``image`` (C, H, W), ``latent`` its latent or None);
         ``strength`` in [0, 1]: 0 gives the image itself, 1 unrelated samples (``can_vary``).
         A member that varies its latent ("latent") gets latent neighbours of it here."""
         if self.can_vary != "latent":
             raise UserError(f"member {self.name!r} cannot make variations of an image")
         noise = self.latents(n, generator)
-        return self.from_latents(latent_neighbours(needs_latent(self, latent), noise, strength))
+        return self.from_latents(latent_neighbours(needs_latent(self, latent), noise, strength), label)
 
-    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int, label: int | None = None) -> torch.Tensor:
         """``steps`` images from latent ``a`` to latent ``b``, both included (``can_interpolate``):
         each point of the spherical path decoded."""
         if not self.can_interpolate:
             raise UserError(f"member {self.name!r} cannot interpolate between images")
-        return self.from_latents(slerp_path(a, b, steps))
+        return self.from_latents(slerp_path(a, b, steps), label)
 
-    def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+    def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator,
+               label: int | None = None) -> torch.Tensor:
         """``images`` partly noised (``strength`` in (0, 1]) and denoised in ``steps`` steps (``can_refine``)."""
         raise UserError(f"member {self.name!r} cannot refine images")
 
-    def score(self, images: torch.Tensor) -> torch.Tensor | None:
-        """Per-image realism, higher is more realistic; None when the member has no such notion."""
+    def score(self, images: torch.Tensor, label: int | None = None) -> torch.Tensor | None:
+        """Per-image realism, higher is more realistic (as an image of class ``label``, when given);
+        None when the member has no such notion."""
         return None
 
-    def critic(self, images: torch.Tensor) -> torch.Tensor:
+    def critic(self, images: torch.Tensor, label: int | None = None) -> torch.Tensor:
         """Per-image realism as a log-odds or log-probability, differentiable in ``images`` (``can_guide``)."""
         raise UserError(f"member {self.name!r} cannot guide another member's sampling")
 
     def sample_guided(self, n: int, generator: torch.Generator, critic: Callable[[torch.Tensor], torch.Tensor],
-                      strength: float, steps: int | None = None) -> torch.Tensor:
+                      strength: float, steps: int | None = None, label: int | None = None) -> torch.Tensor:
         """``n`` images sampled while ``critic``'s gradient steers them (``can_be_guided``); strength 0
         is ``sample`` exactly."""
         raise UserError(f"member {self.name!r} cannot be guided while sampling")

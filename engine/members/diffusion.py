@@ -19,6 +19,9 @@ from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
 from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_ema
+from engine.members.classes import CLASSES_PARAM
+
+LABEL_DROPOUT = 0.1  # share of training images shown without their class: the unconditional model CFG needs
 
 
 def critic_direction(critic, images: torch.Tensor) -> torch.Tensor:
@@ -64,9 +67,11 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """Two resolution drops (size → size/2 → size/4), one residual block per level, skip joins."""
+    """Two resolution drops (size → size/2 → size/4), one residual block per level, skip joins.
+    ``classes`` > 0: a learnt embedding of the class (or of "no class", index ``classes``) joins the
+    time embedding."""
 
-    def __init__(self, channels: int, width: int):
+    def __init__(self, channels: int, width: int, classes: int = 0):
         super().__init__()
         w1, w2, w3 = width, 2 * width, 2 * width
         self.tdim = 4 * width
@@ -81,9 +86,14 @@ class UNet(nn.Module):
         self.up2 = ResBlock(w3 + w2, w2, self.tdim)
         self.up1 = ResBlock(w2 + w1, w1, self.tdim)
         self.out = nn.Sequential(GroupNorm32(min(8, w1), w1), nn.SiLU(), nn.Conv2d(w1, channels, 3, 1, 1))
+        if classes:
+            self.label = nn.Embedding(classes + 1, self.tdim)
+            nn.init.zeros_(self.label.weight)
 
-    def forward(self, x, t):
+    def forward(self, x, t, labels=None):
         temb = self.temb(time_embedding(t, self.width))
+        if labels is not None:
+            temb = temb + self.label(labels).to(temb.dtype)
         h1 = self.down1(self.inp(x), temb)
         h2 = self.down2(self.pool1(h1), temb)
         h = self.mid(self.pool2(h2), temb)
@@ -100,8 +110,12 @@ class Diffusion(Member):
     params = (
         Param("width", "auto", 8, 256, auto=int, help="channels of the finest UNet level; auto: sized for the image size"),
         Param("sample_steps", 10, 1, 1000, help="Euler steps when sampling"),
+        Param("class_guidance", 1.0, 0.0, 20.0,
+              help="with classes: classifier-free guidance scale (1: the class-conditional model alone; "
+                   "more: images more typical of their class, at twice the sampling cost)"),
         Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
               help="EMA of the UNet used for sampling: its half-life in training images (0: none)"),
+        CLASSES_PARAM,
     )
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
@@ -111,6 +125,9 @@ class Diffusion(Member):
     ema_rampup = 0.10
     can_vary = "image"   # any image, its own or another member's: re-noised part-way, sampled again
     can_interpolate = True
+    # the class's embedding joins the time's; trained with the class dropped for LABEL_DROPOUT of the
+    # images, so one UNet is both conditional and not (classifier-free guidance, Ho & Salimans 2022)
+    can_condition = True
     tiny_params = {"width": 8, "sample_steps": 4}
     sized = {"width": 32}  # measured at 28 and 32 px (docs/quality.md); engine/members/sizing.py
     # channels_last measured faster for the UNet on the H100 (docs/performance.md)
@@ -123,11 +140,12 @@ class Diffusion(Member):
 
     def build(self) -> None:
         channels = self.image_shape[0]
-        self.net = UNet(channels, self.p["width"])  # channels_last where FastPaths says (the base converts)
+        # channels_last where FastPaths says (the base converts)
+        self.net = UNet(channels, self.p["width"], self.num_classes if self.conditioned else 0)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"unet": self.net, "unet_ema": self.ema}
+        return self.with_classes({"unet": self.net, "unet_ema": self.ema})
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"unet": self.net}
@@ -138,19 +156,40 @@ class Diffusion(Member):
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
         # logit-normal t concentrates training where the velocity is hardest to predict
         t = torch.sigmoid(torch.randn(n, generator=self.generator, device=self.device))
+        labels = self.training_labels(batch)
+        if labels is not None:  # some images without their class: the unconditional model
+            dropped = torch.rand(n, generator=self.generator, device=self.device) < LABEL_DROPOUT
+            labels = torch.where(dropped, torch.full_like(labels, self.num_classes), labels)
         xt = (1 - t)[:, None, None, None] * x0 + t[:, None, None, None] * noise
         with self.autocast():
-            loss = F.mse_loss(self.net(xt, t).float(), noise - x0)
+            loss = F.mse_loss(self.net(xt, t, labels).float(), noise - x0)
         yield Loss("unet", loss, {"loss": loss})
 
     def after_step(self) -> None:
         update_ema(self.ema, self.net, self.ema_beta(self.p["ema_half_life"]))
 
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The EMA UNet's velocity at time ``t``; with classes, guided towards each image's class
+        (``labels``; "no class" entries get the unconditional velocity) by ``class_guidance``."""
+        t = t.expand(x.shape[0])
+        if labels is None:
+            return self.ema(x, t)
+        conditional = self.ema(x, t, labels)
+        scale = self.p.get("class_guidance", 1.0)
+        if scale == 1.0:
+            return conditional
+        unconditional = self.ema(x, t, torch.full_like(labels, self.num_classes))
+        return unconditional + scale * (conditional - unconditional)
+
+    def _no_class(self, n: int) -> torch.Tensor | None:
+        """Labels meaning "no class" (for images of unknown class), or None for a UNet without classes."""
+        return torch.full((n,), self.num_classes, dtype=torch.long, device=self.device) if self.conditioned else None
+
     @torch.no_grad()
-    def _integrate(self, x: torch.Tensor, t_start: float, steps: int) -> torch.Tensor:
+    def _integrate(self, x: torch.Tensor, t_start: float, steps: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         times = torch.linspace(t_start, 0.0, steps + 1, device=self.device)
         for t_now, t_next in zip(times[:-1], times[1:]):
-            v = self.ema(x, t_now.expand(x.shape[0]))
+            v = self._velocity(x, t_now, labels)
             x = x + (t_next - t_now) * v
         return x.clamp(-1, 1)
 
@@ -158,15 +197,18 @@ class Diffusion(Member):
         return tuple(self.image_shape)
 
     @torch.no_grad()
-    def from_latents(self, latents: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    def from_latents(self, latents: torch.Tensor, label: int | None = None, steps: int | None = None) -> torch.Tensor:
         """The ODE from initial noise ``latents`` (t = 1) to images (t = 0)."""
         steps = steps or self.p["sample_steps"]
-        return torch.cat([self._integrate(latents[part], 1.0, steps) for part in in_chunks(len(latents), 256)])
+        labels = self.labels_for(latents, label)
+        return torch.cat([self._integrate(latents[part], 1.0, steps, None if labels is None else labels[part])
+                          for part in in_chunks(len(latents), 256)])
 
-    def sample(self, n: int, generator: torch.Generator, steps: int | None = None) -> torch.Tensor:
-        return self.from_latents(self.latents(n, generator), steps)
+    def sample(self, n: int, generator: torch.Generator, label: int | None = None,
+               steps: int | None = None) -> torch.Tensor:
+        return self.from_latents(self.latents(n, generator), label, steps)
 
-    def sample_guided(self, n, generator, critic, strength, steps=None) -> torch.Tensor:
+    def sample_guided(self, n, generator, critic, strength, steps=None, label=None) -> torch.Tensor:
         """The ODE steered by a critic (the guide fusion). At each Euler step the UNet's velocity
         splits the state into its predicted image x̂₀ = x − t·v and noise ε̂ = x + (1 − t)·v; x̂₀ moves
         along the critic's gradient (normalised to unit RMS per image) by ``strength`` × the step's
@@ -178,21 +220,24 @@ class Diffusion(Member):
         steps = steps or self.p["sample_steps"]
         latents = self.latents(n, generator)
         if strength == 0:
-            return self.from_latents(latents, steps)
-        return torch.cat([self._integrate_guided(latents[part], steps, critic, strength)
+            return self.from_latents(latents, label, steps)
+        labels = self.labels_for(latents, label)
+        return torch.cat([self._integrate_guided(latents[part], steps, critic, strength,
+                                                 None if labels is None else labels[part])
                           for part in in_chunks(len(latents), 256)])
 
-    def _integrate_guided(self, x: torch.Tensor, steps: int, critic, strength: float) -> torch.Tensor:
+    def _integrate_guided(self, x: torch.Tensor, steps: int, critic, strength: float,
+                          labels: torch.Tensor | None) -> torch.Tensor:
         times = torch.linspace(1.0, 0.0, steps + 1, device=self.device)
         for t_now, t_next in zip(times[:-1], times[1:]):
             with torch.no_grad():
-                v = self.ema(x, t_now.expand(x.shape[0]))
+                v = self._velocity(x, t_now, labels)
                 clean, noise = x - t_now * v, x + (1 - t_now) * v
             clean = clean + strength * (t_now - t_next) * critic_direction(critic, clean)
             x = (1 - t_next) * clean + t_next * noise
         return x.clamp(-1, 1)
 
-    def variations(self, image, latent, n, strength, generator) -> torch.Tensor:
+    def variations(self, image, latent, n, strength, generator, label=None) -> torch.Tensor:
         """The image re-noised to t = strength and sampled again (``refine``), n times with fresh
         noise; Euler steps in proportion to the stretch of the ODE left to run."""
         if not 0.0 <= strength <= 1.0:
@@ -200,13 +245,17 @@ class Diffusion(Member):
         copies = image.to(self.device)[None].expand(n, *image.shape).contiguous()
         if strength == 0.0:
             return copies.clamp(-1, 1)
-        return self.refine(copies, strength, max(1, round(strength * self.p["sample_steps"])), generator)
+        return self.refine(copies, strength, max(1, round(strength * self.p["sample_steps"])), generator, label)
 
     @torch.no_grad()
-    def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator) -> torch.Tensor:
-        """Noise ``images`` to t = strength, then denoise them with ``steps`` Euler steps."""
+    def refine(self, images: torch.Tensor, strength: float, steps: int, generator: torch.Generator,
+               label: int | None = None) -> torch.Tensor:
+        """Noise ``images`` to t = strength, then denoise them with ``steps`` Euler steps (towards class
+        ``label``; with classes but none asked, unconditionally: the images' classes are not known)."""
         if not 0.0 < strength <= 1.0:
             raise UserError(f"refine strength must be in (0, 1], got {strength}")
         noise = self.noise(tuple(images.shape), generator)
         x = (1 - strength) * images.to(self.device) + strength * noise
-        return torch.cat([self._integrate(x[part], strength, max(1, steps)) for part in in_chunks(len(x), 256)])
+        labels = self._no_class(len(x)) if label is None else self.labels_for(x, label)
+        return torch.cat([self._integrate(x[part], strength, max(1, steps), None if labels is None else labels[part])
+                          for part in in_chunks(len(x), 256)])

@@ -17,6 +17,7 @@ from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AUGMENT_BELOW, JUDGE_P, AdaptiveAugment
 from engine.members.base import Loss, Member, in_chunks
+from engine.members.classes import check_label
 
 ROTATIONS = 4
 
@@ -62,11 +63,11 @@ class Judge(Member):
         self.augment = AdaptiveAugment(enabled=self.p.get("augment", "auto") == "on", p=JUDGE_P)
 
     @classmethod
-    def settle_params(cls, params, images: int, data=None) -> dict:
+    def settle_params(cls, params, images: int, data=None, num_classes: int = 0) -> dict:
         settled = dict(params)
         if settled.get("augment", "auto") == "auto":
             settled["augment"] = "on" if images < AUGMENT_BELOW else "off"
-        return super().settle_params(settled, images, data)
+        return super().settle_params(settled, images, data, num_classes)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"judge": self.net}
@@ -95,12 +96,20 @@ class Judge(Member):
             self.net.train()
 
     @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
-        """Confidence: the top class probability (labels) or the 'upright' probability (rotations)."""
+    def score(self, images: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """Confidence: the probability of class ``label`` (asked), the top class's (labels) or the
+        'upright' probability (rotations)."""
         probs = torch.cat([F.softmax(self.net.head(f), 1) for f in self.features(images).split(1024)])
-        return probs[:, 0] if not self.uses_labels else probs.max(1).values
+        return self._confidence(probs, label)
 
-    def critic(self, images: torch.Tensor) -> torch.Tensor:
+    def critic(self, images: torch.Tensor, label: int | None = None) -> torch.Tensor:
         """The log of ``score``'s confidence, with its gradient."""
-        log_probs = F.log_softmax(self.net(images), 1)
-        return log_probs[:, 0] if not self.uses_labels else log_probs.max(1).values
+        return self._confidence(F.log_softmax(self.net(images), 1), label)
+
+    def _confidence(self, probs: torch.Tensor, label: int | None) -> torch.Tensor:
+        if not self.uses_labels:
+            return probs[:, 0]
+        if label is None:
+            return probs.max(1).values
+        check_label(label, self.num_classes)
+        return probs[:, label]

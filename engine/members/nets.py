@@ -62,13 +62,30 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, y], dim=1)
 
 
+class ClassInput(nn.Module):
+    """A decoder's input for a class-conditional member: the latent and a learnt embedding of each
+    image's class, side by side (a conditional GAN's G, a conditional VAE's decoder)."""
+
+    def __init__(self, classes: int, dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(classes, dim)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
+
+
 class Encoder(nn.Module):
     """(C, size, size) → ``out`` features: stride-2 convolutions with LeakyReLU, then linear.
     A discriminator's takes ``spectral`` (spectral normalisation of every layer, Miyato et al. 2018)
-    and ``mbstd`` (a minibatch-standard-deviation map before the last layers)."""
+    and ``mbstd`` (a minibatch-standard-deviation map before the last layers).
+
+    ``classes`` > 0 makes it class-conditional: with ``projection`` (a discriminator's, Miyato &
+    Koyama 2018) the output gains the inner product of the last features with the class's learnt
+    embedding; without, a learnt per-class offset (a conditional VAE's encoder: its codes need not
+    say the class, which the decoder is given)."""
 
     def __init__(self, channels: int, size: int, width: int, out: int, spectral: bool = False,
-                 mbstd: bool = False):
+                 mbstd: bool = False, classes: int = 0, projection: bool = False):
         super().__init__()
         stages = halvings(size)
         chans = list(reversed(widths(width, stages)))
@@ -79,8 +96,26 @@ class Encoder(nn.Module):
         if mbstd:
             layers += [MinibatchStd(), norm(nn.Conv2d(chans[-1] + 1, chans[-1], 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True)]
         base = size >> stages
-        layers += [nn.Flatten(), norm(nn.Linear(chans[-1] * base * base, out))]
+        features = chans[-1] * base * base
+        layers += [nn.Flatten(), norm(nn.Linear(features, out))]
         self.body = nn.Sequential(*layers)
+        self.projection = projection
+        if classes:
+            self.embed = norm(nn.Embedding(classes, features if projection else out))
+            if not spectral:  # starts as the unconditional network (a zero matrix has no spectral norm)
+                nn.init.zeros_(self.embed.weight)
 
-    def forward(self, x):
-        return self.body(x)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            return self.body(x)
+        features = self.body[:-1](x)
+        out = self.body[-1](features)
+        embedded = self.embed(labels).to(out.dtype)
+        if self.projection:
+            return out + (embedded * features).sum(1, keepdim=True)
+        return out + embedded
+
+    def every_class(self, x: torch.Tensor) -> torch.Tensor:
+        """A projection discriminator's output for each class at once: (n, classes)."""
+        features = self.body[:-1](x)
+        return self.body[-1](features) + features @ self.embed.weight.to(features.dtype).T

@@ -30,7 +30,8 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.base import Loss, Member, in_chunks
-from engine.members.nets import Decoder, Encoder
+from engine.members.classes import CLASSES_PARAM
+from engine.members.nets import ClassInput, Decoder, Encoder
 
 
 PRIOR_HALF_LIFE = 10_000  # images: the fitted prior follows the encoder's recent codes
@@ -45,6 +46,9 @@ class VAE(Member):
     can_score = True
     can_vary = "latent"
     can_interpolate = True
+    # a conditional VAE: the decoder sees the class's embedding beside the code, the encoder adds a
+    # per-class offset so that its codes need not carry the class
+    can_condition = True
     params = (
         Param("latent", 16, 2, 1024, help="size of the Gaussian latent"),
         Param("width", "auto", 4, 512, auto=int, help="channels of the finest layer; auto: sized for the image size"),
@@ -55,6 +59,7 @@ class VAE(Member):
         Param("prior", "auto", choices=("auto", "fitted", "standard"),
               help="where samples' codes come from: fitted (a Gaussian fitted to the training images' "
                    "codes: sharper, measured better) or standard (N(0, I)); auto is fitted in new runs"),
+        CLASSES_PARAM,
     )
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     tiny_params = {"width": 8, "latent": 8}
@@ -64,9 +69,11 @@ class VAE(Member):
     def build(self) -> None:
         channels, size, _ = self.image_shape
         p = self.p
+        classes = self.num_classes if self.conditioned else 0
         self.net = nn.ModuleDict({
-            "encoder": Encoder(channels, size, p["width"], 2 * p["latent"]),
-            "decoder": Decoder(p["latent"], channels, size, p["width"], norm=False),
+            "encoder": Encoder(channels, size, p["width"], 2 * p["latent"], classes=classes),
+            "decoder": Decoder(p["latent"] * (2 if classes else 1), channels, size, p["width"], norm=False),
+            **({"labels": ClassInput(classes, p["latent"])} if classes else {}),
         })
         self.encoder, self.decoder = self.net["encoder"], self.net["decoder"]
         self.gaussian = p.get("likelihood", "bernoulli") == "gaussian"
@@ -78,14 +85,14 @@ class VAE(Member):
         self._prior_map: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
-    def settle_params(cls, params, images: int, data=None) -> dict:
+    def settle_params(cls, params, images: int, data=None, num_classes: int = 0) -> dict:
         settled = dict(params)
         if settled.get("prior", "auto") == "auto":
             settled["prior"] = "fitted"
-        return super().settle_params(settled, images, data)
+        return super().settle_params(settled, images, data, num_classes)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"vae": self.net, "prior": self.prior} if self.fitted else {"vae": self.net}
+        return self.with_classes({"vae": self.net, "prior": self.prior} if self.fitted else {"vae": self.net})
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"vae": self.net}
@@ -93,14 +100,18 @@ class VAE(Member):
     def compiled_modules(self) -> list[nn.Module]:
         return [self.encoder, self.decoder]  # train_step calls these, not the ModuleDict
 
-    def _terms(self, images: torch.Tensor, z_noise: torch.Tensor | None):
+    def _decode(self, codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The decoder's logits for ``codes`` (beside each image's class, for a VAE that learnt classes)."""
+        return self.decoder(codes if labels is None else self.net["labels"](codes, labels))
+
+    def _terms(self, images: torch.Tensor, z_noise: torch.Tensor | None, labels: torch.Tensor | None = None):
         """Per-image reconstruction (nats) and KL; posterior mean when ``z_noise`` is None."""
-        mu, logvar = self.encoder(images).chunk(2, dim=1)
+        mu, logvar = self.encoder(images, labels).chunk(2, dim=1)
         logvar = logvar.clamp(-20, 10)
         if self.fitted and z_noise is not None:
             self.prior.observe(mu, logvar, 1.0 - self.ema_beta(PRIOR_HALF_LIFE))
         z = mu if z_noise is None else mu + torch.exp(0.5 * logvar) * z_noise
-        logits = self.decoder(z)
+        logits = self._decode(z, labels)
         target = (images + 1) / 2
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
         if not self.gaussian:
@@ -117,9 +128,10 @@ class VAE(Member):
 
     def losses(self, batch: Batch) -> Iterator[Loss]:
         images = batch.images
+        labels = self.training_labels(batch)
         eps = torch.randn(images.shape[0], self.p["latent"], generator=self.generator, device=self.device)
         with self.autocast():
-            recon, kl = self._terms(images, eps)
+            recon, kl = self._terms(images, eps, labels)
             loss = (recon.float() + self.p["beta"] * kl.float()).mean()
         yield Loss("vae", loss, {"loss": loss, "recon": recon.mean(), "kl": kl.mean()})
 
@@ -127,9 +139,10 @@ class VAE(Member):
         return (self.p["latent"],)
 
     @torch.no_grad()
-    def from_latents(self, latents: torch.Tensor) -> torch.Tensor:
+    def from_latents(self, latents: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        labels = self.labels_for(latents, label)
         codes = self.codes(latents)
-        return torch.cat([torch.sigmoid(self.decoder(codes[part])) * 2 - 1
+        return torch.cat([torch.sigmoid(self._decode(codes[part], None if labels is None else labels[part])) * 2 - 1
                           for part in in_chunks(len(codes), 512)])
 
     def codes(self, latents: torch.Tensor) -> torch.Tensor:
@@ -142,17 +155,26 @@ class VAE(Member):
         mean, factor = self._prior_map
         return mean + latents @ factor.T
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.from_latents(self.latents(n, generator))
+    def sample(self, n: int, generator: torch.Generator, label: int | None = None) -> torch.Tensor:
+        return self.from_latents(self.latents(n, generator), label)
 
     @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
-        """The ELBO (at the posterior mean): higher means the VAE finds the image more likely."""
-        out = []
-        for part in in_chunks(len(images), 512):
-            recon, kl = self._terms(images[part], None)
-            out.append(-(recon + kl))
-        return torch.cat(out)
+    def score(self, images: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """The ELBO (at the posterior mean): higher means the VAE finds the image more likely. A VAE
+        that learnt classes scores an image as one of class ``label``, or, for any, as one of some
+        class: log Σ_k π_k exp(ELBO_k) over the classes' training proportions π (a bound on log p(x))."""
+        if not self.conditioned:
+            return torch.cat([self._elbo(images[part], None) for part in in_chunks(len(images), 512)])
+        if label is not None:
+            labels = self.labels_for(images, label)
+            return torch.cat([self._elbo(images[part], labels[part]) for part in in_chunks(len(images), 512)])
+        log_share = self.class_counts.shares().clamp_min(1e-12).log()
+        per_class = [self.score(images, k) + log_share[k] for k in range(self.num_classes)]
+        return torch.logsumexp(torch.stack(per_class, dim=1), dim=1)
+
+    def _elbo(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        recon, kl = self._terms(images, None, labels)
+        return -(recon + kl)
 
 
 class FittedPrior(nn.Module):

@@ -23,6 +23,20 @@ class RunFolder:
     run_id: str
     fingerprint: str
     num_classes: int = 0
+    class_names: tuple[str, ...] = ()  # the data's class names (() in a run made before they were kept)
+
+    def class_index(self, asked: str | int) -> int:
+        """The index of a class named by its name (any case) or its index, for ``sample --class``."""
+        if self.num_classes < 2:
+            raise UserError(f"run {self.path} has no classes (its images had no labels), so --class cannot be used")
+        text = str(asked).strip()
+        names = [name.lower() for name in self.class_names]
+        if text.lower() in names:
+            return names.index(text.lower())
+        if text.lstrip("-").isdigit() and 0 <= int(text) < self.num_classes:
+            return int(text)
+        known = ", ".join(self.class_names) if self.class_names else f"0–{self.num_classes - 1}"
+        raise UserError(f"run {self.path} has no class {text!r} (it has: {known})")
 
     @property
     def checkpoints(self) -> Path:
@@ -74,7 +88,8 @@ class RunFolder:
         return found[-1] if found else None
 
     @classmethod
-    def create(cls, path: Path, config: RunConfig, fingerprint: str, num_classes: int) -> "RunFolder":
+    def create(cls, path: Path, config: RunConfig, fingerprint: str, num_classes: int,
+               class_names: tuple[str, ...] = ()) -> "RunFolder":
         path = Path(path)
         if (path / "run.json").exists():
             raise UserError(f"{path} already holds a run; use 'resume {path}' or choose another --out")
@@ -85,11 +100,11 @@ class RunFolder:
             probe.unlink()
         except OSError as exc:
             raise UserError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
-        run = cls(path, config, uuid.uuid4().hex[:12], fingerprint, num_classes)
+        run = cls(path, config, uuid.uuid4().hex[:12], fingerprint, num_classes, tuple(class_names))
         document = {
             "schema": SCHEMA_VERSION, "chorus": __version__, "run_id": run.run_id,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_fingerprint": fingerprint,
-            "num_classes": num_classes,
+            "num_classes": num_classes, "class_names": list(class_names),
             "config": config.to_dict(),
         }
         temp = path / "run.json.tmp"
@@ -137,8 +152,12 @@ class RunFolder:
         num_classes = document.get("num_classes", 0)
         if not isinstance(num_classes, int) or num_classes < 0:
             raise UserError(f"{file} is damaged: num_classes {num_classes!r}")
+        class_names = document.get("class_names", [])
+        if not isinstance(class_names, list) or not all(isinstance(name, str) for name in class_names) \
+                or len(class_names) not in (0, num_classes):
+            raise UserError(f"{file} is damaged: class_names {class_names!r}")
         return cls(path, config, str(document.get("run_id", "")), str(document.get("dataset_fingerprint", "")),
-                   num_classes)
+                   num_classes, tuple(class_names))
 
     def append_metrics(self, records: list[dict[str, Any]]) -> None:
         with self.metrics_log.open("a", encoding="utf-8") as handle:

@@ -46,9 +46,9 @@ def test_mixture_respects_zero_weights_and_each_image_is_a_members_own(members):
 
     drawn = {}  # each member's draw while fusing, with the generator state it was drawn from
     for name, member in members.items():
-        def recording(n, generator, name=name, member=member):
+        def recording(n, generator, label=None, name=name, member=member):
             state = generator.get_state()
-            images = type(member).sample(member, n, generator)
+            images = type(member).sample(member, n, generator, label=label)
             drawn[name] = (state, images)
             return images
         member.sample = recording  # an instance attribute shadows the class's method

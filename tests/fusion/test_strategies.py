@@ -120,7 +120,7 @@ class _Gaussian:
     def __init__(self, centre: float):
         self.centre = centre
 
-    def sample(self, n, generator):
+    def sample(self, n, generator, label=None):
         return torch.randn(n, 2, generator=generator, dtype=torch.float64) + self.centre
 
 
@@ -192,11 +192,11 @@ class Collapsed:
     def __init__(self, like):
         self.like, self.can_sample, self.can_score = like, True, True
 
-    def sample(self, n, generator):
+    def sample(self, n, generator, label=None):
         one = self.like.sample(1, torch.Generator().manual_seed(0))
         return one.expand(n, *one.shape[1:]).clone()
 
-    def score(self, images):
+    def score(self, images, label=None):
         own = self.sample(1, None)[0]
         return torch.where((images == own).flatten(1).all(1), 100.0, -100.0)
 

@@ -48,11 +48,11 @@ class Toy(Member):
         yield Loss("net", loss, {"loss": loss})
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator, label: int | None = None) -> torch.Tensor:
         return self._images(self.noise((n, self.p["latent"]), generator))
 
     @torch.no_grad()
-    def score(self, images: torch.Tensor) -> torch.Tensor:
+    def score(self, images: torch.Tensor, label: int | None = None) -> torch.Tensor:
         """Closeness to the toy's own mean image: higher is more like what it makes."""
         mean = self._images(torch.zeros(1, self.p["latent"], device=self.device))
         return -(images.to(self.device).float() - mean).flatten(1).pow(2).mean(1)
