@@ -116,6 +116,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("--judge-steps", type=_int_in(1, 1_000_000),
                           help="training steps of the evaluation judge (fixed seed, cached per dataset; "
                                "default: the judge recipe's)")
+    evaluate.add_argument("--per-class", action="store_true",
+                          help="also FD per class: each member that learnt classes and each fusion asked for one "
+                               "class at a time, against that class's reference images")
 
     bench = sub.add_parser("bench", help="benchmarks: quality, speed, ui, photos, augment or sizing; fetch-emoji lays out "
                                             "the emoji set")
@@ -364,7 +367,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     recipe = JudgeRecipe(steps=args.judge_steps) if args.judge_steps else JudgeRecipe()
     # progress goes to stderr with or without --json: stdout carries only the report
     report = evaluate(session, args.n, plan, args.seed, features=args.features, judge_recipe=recipe,
-                      inception_weights=args.inception_weights, progress=StageProgress(sys.stderr))
+                      inception_weights=args.inception_weights, progress=StageProgress(sys.stderr),
+                      per_class=args.per_class)
     document = report.to_json()
     session.run.write_eval_report(document)
     print(json.dumps(document) if args.json else eval_table(report))

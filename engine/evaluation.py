@@ -52,6 +52,18 @@ class MetricRow:
 
 
 @dataclass(frozen=True)
+class PerClass:
+    """FD per class: each member that learnt classes and each fusion, asked for one class at a time,
+    against the reference images of that class (``reference`` of them, ``n`` samples each)."""
+
+    classes: list[str]                  # the run's class names
+    n: dict[str, int]                   # class → samples per row
+    reference: dict[str, int]           # class → reference images
+    fd: dict[str, dict[str, float]]     # row (member or fusion label) → class → FD
+    skipped: dict[str, str] = field(default_factory=dict)  # a row or class left out, and why
+
+
+@dataclass(frozen=True)
 class EvalReport:
     members: dict[str, MetricRow]
     fusions: dict[str, MetricRow]
@@ -63,12 +75,14 @@ class EvalReport:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     memorisation: dict[str, Any] = field(default_factory=dict)  # the test used, or why there is none
+    per_class: PerClass | None = None  # ``evaluate(per_class=True)``
 
     def to_json(self) -> dict[str, Any]:
         rows = lambda table: {name: dataclasses.asdict(row) for name, row in table.items()}  # noqa: E731
-        return {"members": rows(self.members), "fusions": rows(self.fusions), "floor": {"fd": self.floor_fd},
-                "n": self.n, "step": self.step, "features": self.features, "reference": self.reference,
-                "params": self.params, "skipped": self.skipped, "memorisation": self.memorisation}
+        document = {"members": rows(self.members), "fusions": rows(self.fusions), "floor": {"fd": self.floor_fd},
+                    "n": self.n, "step": self.step, "features": self.features, "reference": self.reference,
+                    "params": self.params, "skipped": self.skipped, "memorisation": self.memorisation}
+        return document if self.per_class is None else {**document, "per_class": dataclasses.asdict(self.per_class)}
 
     def best_member(self) -> tuple[str, MetricRow]:
         return min(self.members.items(), key=lambda item: item[1].fd)
@@ -103,7 +117,7 @@ class Evaluator:
             raise UserError(f"unknown feature space {features!r}; use judge or inception")
         self.extract = extractor
         self.cache = FeatureCache(extractor, cache_dir() / "features")
-        ref_images, ref_key, self.reference_name = reference_images(data_config, data)
+        ref_images, self.reference_labels, ref_key, self.reference_name = reference_images(data_config, data)
         self.reference = self.cache.of_uint8(ref_key, ref_images, device)
         self.data = data
         self.data_config = data_config
@@ -156,7 +170,7 @@ class Evaluator:
         return self.reference[picks]
 
     def row(self, images: torch.Tensor, samples_per_s: float, floor: float) -> MetricRow:
-        fake = np.concatenate([self.extract(part) for part in images.split(1000)])
+        fake = _features_of(self, images)
         fd = frechet_distance(fake, self.reference)
         kid = kernel_inception_distance(self.reference, fake, subsets=100, subset_size=min(1000, len(fake)))
         scores = prdc(self.prdc_reference(len(fake)), fake, k=5)
@@ -171,8 +185,9 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
              progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
              features: str = "judge", inception_weights: Path | None = None,
              evaluator: Evaluator | None = None, judge_recipe: JudgeRecipe = JudgeRecipe(),
-             fit_samples: int = 2000) -> EvalReport:
-    """Measure every sampling member and each fusion (default: all of them) on ``n`` samples."""
+             fit_samples: int = 2000, per_class: bool = False) -> EvalReport:
+    """Measure every sampling member and each fusion (default: all of them) on ``n`` samples;
+    ``per_class``: also FD per class (``PerClass``), asking each for one class at a time."""
     if n < MIN_EVAL_SAMPLES:
         raise UserError(f"--n must be at least {MIN_EVAL_SAMPLES} to estimate covariances, got {n}")
     progress = progress or (lambda label, fraction: None)
@@ -189,11 +204,12 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
                                 checkpoints=session.checkpoint_history(), fit_samples=fit_samples)
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
                                                progress, should_stop, timed)
+        classes = _per_class(session, n, seed, evaluator, used, context, progress, should_stop) if per_class else None
     progress("done", 1.0)
     copies = evaluator.copies()
     memorisation = copies.describe() if copies else {"test": None, "why": "no held-out images: " + evaluator.reference_name}
     return EvalReport(members, rows, floor, n, session.step, evaluator.extract.name, evaluator.reference_name,
-                      used, skipped, memorisation)
+                      used, skipped, memorisation, classes)
 
 
 def _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed) -> dict[str, MetricRow]:
@@ -229,6 +245,47 @@ def _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
         rows[label] = evaluator.row(fused.images, timed(make), floor)
         used[label] = {"strategy": name, **_jsonable(values)}
     return rows, used, skipped
+
+
+def _per_class(session, n, seed, evaluator, used, context, progress, should_stop) -> PerClass:
+    """FD per class (``PerClass``): ``n`` samples per row in all, split over the classes."""
+    if session.run.num_classes < 2 or evaluator.reference_labels is None:
+        raise UserError(f"run {session.run.path} has no classes (its images had no labels): --per-class needs them")
+    count = session.run.num_classes
+    names = list(session.run.class_names) or [str(k) for k in range(count)]
+    each = max(MIN_EVAL_SAMPLES, n // count)
+    fd: dict[str, dict[str, float]] = {}
+    skipped: dict[str, str] = {}
+    references = {}
+    for k, name in enumerate(names):
+        reference = evaluator.reference[evaluator.reference_labels == k]
+        if len(reference) < MIN_EVAL_SAMPLES:
+            skipped[name] = f"{len(reference)} reference images of this class (FD needs {MIN_EVAL_SAMPLES})"
+        else:
+            references[name] = (k, reference)
+    makers = {name: (lambda count, g, label, m=member: m.sample(count, g, label=label))
+              for name, member in session.generators().items() if member.conditioned}
+    for label, values in used.items():
+        strategy, params = make_fusion(values["strategy"]), {k: v for k, v in values.items() if k != "strategy"}
+        makers[label] = (lambda count, g, asked, s=strategy, p=params:
+                         s.fuse(session.members, count, g, context=context, label=asked, **p).images)
+    if not any(m.conditioned for m in session.generators().values()):
+        skipped["members"] = "no member of this run learnt classes (classes=off)"
+    for index, (row, make) in enumerate(makers.items()):
+        _check(should_stop)
+        progress(f"{row} per class", index / max(1, len(makers)))
+        try:
+            fd[row] = {name: frechet_distance(_features_of(evaluator, make(each, torch.Generator().manual_seed(seed), k)),
+                                              reference)
+                       for name, (k, reference) in references.items()}
+        except UserError as exc:
+            skipped[row] = str(exc)
+    return PerClass(names, {name: each for name in references}, {name: len(r) for name, (_, r) in references.items()},
+                    fd, skipped)
+
+
+def _features_of(evaluator: Evaluator, images: torch.Tensor) -> np.ndarray:
+    return np.concatenate([evaluator.extract(part) for part in images.split(1000)])
 
 
 RATE_SAMPLES = 256

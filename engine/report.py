@@ -29,4 +29,19 @@ def eval_table(report: EvalReport) -> str:
              else f"\ncopies: not measured ({test.get('why', 'no held-out images')})")
     for label, reason in report.skipped.items():
         text += f"\nskipped {label}: {reason}"
+    if report.per_class is not None:
+        text += "\n\n" + per_class_table(report)
+    return text
+
+
+def per_class_table(report: EvalReport) -> str:
+    """FD per class: a row per member or fusion asked for one class at a time, a column per class."""
+    table = report.per_class
+    classes = [name for name in table.classes if name in table.n]
+    rows = [[f"`{row}`", *(f"{by_class[name]:.1f}" for name in classes)] for row, by_class in table.fd.items()]
+    text = "FD per class (samples per class: " + ", ".join(f"{name} {table.n[name]}" for name in classes) + \
+           "; reference images: " + ", ".join(f"{name} {table.reference[name]}" for name in classes) + ")\n\n"
+    text += markdown_table(["", *classes], rows)
+    for label, reason in table.skipped.items():
+        text += f"\nper class, skipped {label}: {reason}"
     return text

@@ -167,20 +167,24 @@ class FeatureCache:
         return features
 
 
-def reference_images(config: DataConfig, train: LoadedData, limit: int = 10_000) -> tuple[np.ndarray, str, str]:
+def reference_images(config: DataConfig, train: LoadedData,
+                     limit: int = 10_000) -> tuple[np.ndarray, np.ndarray | None, str, str]:
     """The images generated ones are compared with: Fashion-MNIST's test split, else the held-out
     images of a folder or .npz (never trained on), else (too few to hold out) the training images.
 
-    Returns (images, fingerprint, description).
+    Returns (images, their labels or None, fingerprint, description).
     """
     from engine.data.sources import FASHION_MNIST, load_data
 
     if config.source == FASHION_MNIST:
         test = load_data(config, split="test")
-        return test.images[:limit], test.fingerprint, "Fashion-MNIST test split"
+        labels = test.labels[:limit] if test.labels is not None else None
+        return test.images[:limit], labels, test.fingerprint, "Fashion-MNIST test split"
     if train.heldout is not None:
-        return train.heldout[:limit], f"{train.fingerprint}-heldout{len(train.heldout)}", \
+        labels = train.heldout_labels[:limit] if train.heldout_labels is not None else None
+        return train.heldout[:limit], labels, f"{train.fingerprint}-heldout{len(train.heldout)}", \
             f"{len(train.heldout):,} held-out images (never trained on)"
-    picks = np.random.default_rng(0).permutation(len(train.images))[:limit]
-    return train.images[np.sort(picks)], f"{train.fingerprint}-ref{limit}", \
+    picks = np.sort(np.random.default_rng(0).permutation(len(train.images))[:limit])
+    labels = train.labels[picks] if train.labels is not None else None
+    return train.images[picks], labels, f"{train.fingerprint}-ref{limit}", \
         "the training images (too few to hold any out)"

@@ -1,0 +1,198 @@
+"""Class conditioning (engine/members/classes.py): members that learn classes sample the class asked
+for, "any class" is read from each latent, and every path that samples takes the class."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.cli import main
+from engine.errors import UserError
+from engine.members.classes import ClassCounts, settle_classes
+from engine.members.registry import MEMBERS, run_config
+from engine.session import Session
+from engine.store.images import read_png_metadata
+from tests.conftest import shapes_dataset, tiny_config_dict
+
+CONDITIONAL = ("dcgan", "vae", "diffusion")
+SHAPES = ("bar-across", "bar-down", "square")
+
+
+def _labelled_run(folder: Path, classes: str, steps: int = 12) -> Session:
+    images, labels = shapes_dataset()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SHAPES:
+        (folder / "data" / name).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(folder / "data" / SHAPES[int(label)] / f"{i:03d}.png")
+    config = tiny_config_dict(folder / "data", steps=steps, checkpoint_every=steps)
+    config["data"]["holdout"] = 0.25
+    for member in config["members"]:
+        if member["kind"] in CONDITIONAL:
+            member["params"]["classes"] = classes
+    session = Session.create(run_config(config), folder / "run")
+    session.train(steps)
+    return session
+
+
+@pytest.fixture(scope="module")
+def conditioned(tmp_path_factory) -> Session:
+    return _labelled_run(tmp_path_factory.mktemp("classes-on"), "on")
+
+
+@pytest.fixture(scope="module")
+def unconditioned(tmp_path_factory) -> Session:
+    return _labelled_run(tmp_path_factory.mktemp("classes-off"), "off", steps=4)
+
+
+def test_every_generator_declares_whether_it_can_learn_classes():
+    assert {kind for kind, cls in MEMBERS.items() if cls.can_condition} == set(CONDITIONAL)
+
+
+def test_auto_settles_to_the_new_run_default_and_off_without_labels():
+    from engine.members.classes import NEW_RUN_CLASSES
+
+    assert settle_classes({"classes": "auto"}, 10)["classes"] == NEW_RUN_CLASSES
+    assert settle_classes({"classes": "auto"}, 0)["classes"] == "off"
+    assert settle_classes({"classes": "on"}, 10)["classes"] == "on"
+
+
+def test_the_run_keeps_its_class_names_and_counts_each_class(conditioned):
+    assert conditioned.run.class_names == SHAPES
+    again = Session.open(conditioned.run.path, with_data=False)
+    assert again.run.class_names == SHAPES and again.run.class_index("SQUARE") == 2 and again.run.class_index("1") == 1
+    with pytest.raises(UserError, match="has no class 'circle'.*bar-across, bar-down, square"):
+        again.run.class_index("circle")
+    for kind in CONDITIONAL:
+        member = conditioned.member(kind)
+        assert member.conditioned
+        counts = member.class_counts.counts
+        assert counts.sum() == member.step * member.config.batch_size and (counts > 0).all()
+
+
+@pytest.mark.parametrize("kind", CONDITIONAL)
+def test_a_class_asked_for_gives_the_same_pixels_for_the_same_seed_and_changes_them(conditioned, kind):
+    member = conditioned.member(kind)
+    seeded = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    first, again = member.sample(6, seeded(), label=0), member.sample(6, seeded(), label=0)
+    assert torch.equal(first, again) and first.shape == (6, 1, 16, 16)
+    assert not torch.equal(first, member.sample(6, seeded(), label=2))
+    reopened = Session.open(conditioned.run.path, with_data=False).member(kind)
+    assert torch.equal(reopened.sample(6, seeded(), label=0), first)
+
+
+@pytest.mark.parametrize("kind", CONDITIONAL)
+def test_any_class_is_read_from_each_latent(conditioned, kind):
+    member = conditioned.member(kind)
+    latents = member.latents(70, torch.Generator().manual_seed(2))
+    labels = member.labels_for(latents, None)
+    assert torch.equal(member.labels_for(latents[:65], None), labels[:65])  # image j's class depends on j alone
+    anything = member.from_latents(latents, None)
+    for k in range(3):  # a latent decoded as its own class is the image "any" gives (to rounding: other batch)
+        own = (labels == k).nonzero().flatten()[:2]
+        assert torch.allclose(member.from_latents(latents[own], k), anything[own], atol=1e-5)
+
+
+def test_any_class_follows_the_training_proportions():
+    counts = ClassCounts(3)
+    counts.observe(torch.tensor([0] * 60 + [1] * 30 + [2] * 10))
+    labels = counts.any_labels(torch.randn(20_000, 64, generator=torch.Generator().manual_seed(0)))
+    shares = torch.bincount(labels, minlength=3).double() / len(labels)
+    assert torch.allclose(shares, torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64), atol=0.015)
+
+
+def test_a_member_without_classes_refuses_one(unconditioned):
+    member = unconditioned.member("dcgan")
+    assert not member.conditioned
+    with pytest.raises(UserError, match="trained without classes"):
+        member.sample(2, torch.Generator().manual_seed(0), label=1)
+    from engine.fusion.registry import fusion
+
+    with pytest.raises(UserError, match="no member of this run learnt classes"):
+        fusion("mixture").fuse(unconditioned.members, 4, torch.Generator().manual_seed(0), label=1,
+                               **fusion("mixture").validate({}))
+
+
+def test_a_class_out_of_range_is_refused(conditioned):
+    with pytest.raises(UserError, match="not one of this run's 3 classes"):
+        conditioned.member("vae").sample(2, torch.Generator().manual_seed(0), label=3)
+
+
+def test_scores_and_critics_judge_an_image_as_one_of_the_asked_class(conditioned):
+    images = conditioned.member("diffusion").sample(5, torch.Generator().manual_seed(1), label=1)
+    judge = conditioned.member("judge")
+    log_probs = torch.log_softmax(judge.net(images), 1)
+    assert torch.allclose(judge.critic(images, label=2), log_probs[:, 2])
+    for kind in ("dcgan", "vae"):
+        member = conditioned.member(kind)
+        per_class = torch.stack([member.score(images, k) for k in range(3)], dim=1)
+        shares = member.class_counts.shares().log()
+        assert torch.allclose(member.score(images), torch.logsumexp(per_class + shares, dim=1), atol=1e-4)
+    critic = conditioned.member("dcgan").critic(images.requires_grad_(True), label=0)
+    (grad,) = torch.autograd.grad(critic.sum(), images)
+    assert grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["average", "mixture", "vote", "refine", "guide", "soup"])
+def test_every_fusion_takes_the_class_and_repeats_itself(conditioned, name):
+    from engine.fusion.base import FusionContext
+    from engine.fusion.registry import fusion
+
+    strategy = fusion(name)
+    params = strategy.validate({"member": "dcgan", "checkpoints": 2} if name == "soup" else
+                               {"weights": "dcgan:1,vae:1,diffusion:1"} if name == "mixture" else dict(strategy.quick_params))
+    context = FusionContext(checkpoints=[conditioned.checkpoint, conditioned.checkpoint])
+    made = [strategy.fuse(conditioned.members, 6, torch.Generator().manual_seed(3), context=context, label=2, **params)
+            for _ in range(2)]
+    assert torch.equal(made[0].images, made[1].images) and made[0].images.shape[0] == 6
+    anything = strategy.fuse(conditioned.members, 6, torch.Generator().manual_seed(3), context=context, **params)
+    assert not torch.equal(anything.images, made[0].images)
+
+
+def test_sample_class_by_name_records_it_and_replays(conditioned, tmp_path, capsys):
+    run = str(conditioned.run.path)
+    out = tmp_path / "squares.png"
+    assert main(["sample", run, "--fusion", "vote", "--class", "square", "--n", "8", "--out", str(out)]) == 0
+    assert read_png_metadata(out)["class"] == 2
+    again = tmp_path / "again.png"
+    assert main(["sample", "--from-png", str(out), "--out", str(again)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(again)))
+    strip = tmp_path / "strip.png"
+    assert main(["sample", run, "--member", "vae", "--class", "0", "--interpolate", "1,2", "--n", "4",
+                 "--out", str(strip)]) == 0
+    assert read_png_metadata(strip)["class"] == 0
+    capsys.readouterr()
+    assert main(["sample", run, "--member", "dcgan", "--class", "circle", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no class 'circle'" in err
+
+
+def test_class_on_a_run_without_labels_exits_2_with_one_line(tmp_path, tiny_npz, capsys):
+    images, _ = shapes_dataset()
+    np.savez(tmp_path / "plain.npz", images=images)
+    config = tiny_config_dict(tmp_path / "plain.npz", members=["dcgan"], steps=2, checkpoint_every=2)
+    Session.create(run_config(config), tmp_path / "run").train(2)
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "run"), "--member", "dcgan", "--class", "0",
+                 "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no classes" in err
+
+
+def test_evaluate_per_class_gives_an_fd_per_class_for_each_row(conditioned):
+    from engine.evaluation import evaluate
+    from engine.metrics.features import JudgeRecipe
+
+    report = evaluate(conditioned, 30, fusions={"mixture": ("mixture", {"weights": "dcgan:1,vae:1"})},
+                      judge_recipe=JudgeRecipe(steps=20), per_class=True)
+    table = report.per_class
+    assert table.classes == list(SHAPES)
+    assert set(table.fd) == {"dcgan", "vae", "diffusion", "mixture"}
+    for by_class in table.fd.values():
+        assert set(by_class) <= set(SHAPES) and all(math.isfinite(v) and v >= 0 for v in by_class.values())
+    assert set(table.fd["dcgan"]) | set(table.skipped) >= set(SHAPES)
+    assert "per_class" in report.to_json()
