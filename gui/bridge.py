@@ -161,10 +161,11 @@ class EngineBridge(QObject):
         self._jobs.submit("open", lambda ctx: open_run(ctx, str(path)))
 
     def request_gallery(self, run: str | Path, seed: int, fusion: str, params: dict[str, Any],
-                        n: int = GALLERY_N) -> None:
+                        n: int = GALLERY_N, label: int | None = None) -> None:
+        """``label``: the class asked for (None: any)."""
         cache = self._gallery_cache
         self._jobs.submit("gallery", lambda ctx: gallery(ctx, str(run), int(seed), int(n), fusion, dict(params),
-                                                          cache))
+                                                          cache, label))
 
     def request_variations(self, run: str | Path, recipe: dict[str, Any], n: int, strength: float,
                            seed: int = 0) -> None:

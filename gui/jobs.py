@@ -49,6 +49,7 @@ class RunSnapshot:
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]   # member → loss → (steps, values)
     previews: dict[str, np.ndarray]                                # member → (n, H, W, C) uint8
     evals: list[dict[str, Any]] = field(default_factory=list)      # eval reports, oldest step first
+    classes: tuple[str, ...] = ()  # the classes its generators can be asked for (some member learnt them)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class GalleryResult:
     fused: np.ndarray                  # (n, H, W, C) uint8
     provenance: tuple[str, ...]
     members: dict[str, np.ndarray]     # member → (n, H, W, C) uint8, same seed
+    label: int | None = None           # the class asked for (None: any)
+    classed: tuple[str, ...] = ()      # the members whose grids are of that class (they learnt classes)
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,16 @@ def open_run(ctx: JobContext, path: str) -> RunSnapshot:
         step, elapsed = session.step, session.elapsed()
         previews = _previews(session)
     return RunSnapshot(str(run.path), run.run_id, run.config.to_dict(), step,
-                       latest.name if latest is not None else None, elapsed, curves, previews, run.read_eval_reports())
+                       latest.name if latest is not None else None, elapsed, curves, previews, run.read_eval_reports(),
+                       _classes(run))
+
+
+def _classes(run) -> tuple[str, ...]:
+    """The run's class names when one of its members learnt classes (indices if the names were not kept)."""
+    learnt = any(member.params.get("classes") == "on" for member in run.config.members)
+    if not learnt or run.num_classes < 2:
+        return ()
+    return run.class_names or tuple(str(k) for k in range(run.num_classes))
 
 
 def _curves(records: list[dict[str, Any]]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -315,7 +327,7 @@ def _previews(session) -> dict[str, np.ndarray]:
 
 
 def gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: dict[str, Any],
-             cache: dict) -> GalleryResult:
+            cache: dict, label: int | None = None) -> GalleryResult:
     import torch
 
     from engine.evaluation import lazy_context
@@ -323,20 +335,23 @@ def gallery(ctx: JobContext, run: str, seed: int, n: int, fusion: str, params: d
     from engine.store.images import to_nhwc_uint8
 
     session = ctx.session(run)
-    key = (str(session.checkpoint), seed, n)
+    key = (str(session.checkpoint), seed, n, label)
+    # a member that learnt classes shows the class asked for; one that did not, any
+    classed = tuple(name for name, m in session.generators().items() if label is not None and m.conditioned)
     members = cache.get(key)
-    if members is None:  # member grids only change with the checkpoint or the seed
+    if members is None:  # member grids only change with the checkpoint, the seed or the class
         members = {}
         for name, member in session.generators().items():
             ctx.check()
-            members[name] = to_nhwc_uint8(member.sample(n, torch.Generator().manual_seed(seed)))
+            asked = label if name in classed else None
+            members[name] = to_nhwc_uint8(member.sample(n, torch.Generator().manual_seed(seed), label=asked))
         cache.clear()
         cache[key] = members
     ctx.check()
-    request = SampleRequest(run=Path(run), fusion=fusion, params=dict(params), n=n, seed=seed)
+    request = SampleRequest(run=Path(run), fusion=fusion, params=dict(params), n=n, seed=seed, label=label)
     images, provenance, used = sample_images(session, request, lazy_context(session))
     return GalleryResult(run, session.run.run_id, session.checkpoint.name, session.step, seed, n, fusion,
-                         _jsonable(used), to_nhwc_uint8(images), tuple(provenance), dict(members))
+                         _jsonable(used), to_nhwc_uint8(images), tuple(provenance), dict(members), label, classed)
 
 
 def explore_variations(ctx: JobContext, run: str, recipe: dict[str, Any], n: int, strength: float,

@@ -251,6 +251,7 @@ class MainWindow(QMainWindow):
         opened = f"Opened at step {snapshot.step:,}" if snapshot.checkpoint else "Opened (no checkpoint yet)"
         self.training_page.set_state("idle", ended[0] if ended else opened)
         self.gallery_page.set_run(snapshot.path if self.has_checkpoint else None, *self._gallery_members(config))
+        self.gallery_page.set_classes(snapshot.classes)
         self.metrics_page.set_run(snapshot.path if self.has_checkpoint else None, snapshot.evals)
         self._remember(snapshot.path)
         self._update_title()

@@ -87,3 +87,29 @@ def train_tiny_run(folder: Path, steps: int = 6, checkpoint_every: int = 2):
     session = Session.create(config, folder / "run")
     session.train(steps)
     return session
+
+
+SHAPE_CLASSES = ("bar-across", "bar-down", "square")  # shapes_dataset's classes, as subfolder names
+
+
+def train_labelled_run(folder: Path, classes: str = "on", steps: int = 12, members=None):
+    """A run on the shapes as a folder with one subfolder per class (a quarter held out), its
+    generators' ``classes`` set to ``classes``, trained ``steps`` steps."""
+    from PIL import Image
+
+    from engine.members.registry import member_class, run_config
+    from engine.session import Session
+
+    images, labels = shapes_dataset()
+    for name in SHAPE_CLASSES:
+        (folder / "data" / name).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(folder / "data" / SHAPE_CLASSES[int(label)] / f"{i:03d}.png")
+    config = tiny_config_dict(folder / "data", members, steps=steps, checkpoint_every=steps)
+    config["data"]["holdout"] = 0.25
+    for member in config["members"]:
+        if member_class(member["kind"]).can_condition:
+            member["params"]["classes"] = classes
+    session = Session.create(run_config(config), folder / "run")
+    session.train(steps)
+    return session

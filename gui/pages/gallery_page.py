@@ -80,6 +80,8 @@ class GalleryPage(QWidget):
         self.strategy.setCurrentIndex(max(0, self.strategy.findData("mixture")))
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.klass = QComboBox()  # "any class", then each class the run's members learnt
+        self.set_classes(())
         self.prev_seed = QPushButton("◀ Previous seed")
         self.next_seed = QPushButton("Next seed ▶")
         self.prev_seed.setToolTip("previous seed (PgUp)")
@@ -104,6 +106,7 @@ class GalleryPage(QWidget):
         picker = QFormLayout()
         picker.addRow("strategy", self.strategy)
         picker.addRow("seed", self.seed)
+        picker.addRow("class", self.klass)
         side = QVBoxLayout()
         side.addLayout(picker)
         side.addLayout(seeds)
@@ -151,6 +154,7 @@ class GalleryPage(QWidget):
         self._timer.timeout.connect(self.refresh)
         self.strategy.currentIndexChanged.connect(self._strategy_changed)
         self.seed.valueChanged.connect(lambda _v: self.schedule())
+        self.klass.currentIndexChanged.connect(lambda _i: self.schedule())
         self.prev_seed.clicked.connect(lambda: self.seed.setValue(max(0, self.seed.value() - 1)))
         self.next_seed.clicked.connect(lambda: self.seed.setValue(self.seed.value() + 1))
         self.export_image.clicked.connect(self.export_selected)
@@ -174,10 +178,32 @@ class GalleryPage(QWidget):
             self._offer_strategies()
             self._build_form()
         self.result, self.selection = None, None
+        if run is None:
+            self.set_classes(())
         self.explore.set_run(run)
         self.fused.clear("The fused grid appears here.")
         self.status.setText("Train or open a run to see its samples here." if run is None else "")
         self._update_buttons()
+
+    def set_classes(self, names: tuple[str, ...] | list[str]) -> None:
+        """The classes the run's members learnt ("any class" alone, greyed out, when none did)."""
+        current = self.klass.currentData() if self.klass.count() else None
+        self.klass.blockSignals(True)
+        self.klass.clear()
+        self.klass.addItem("any class", None)
+        for index, name in enumerate(names):
+            self.klass.addItem(name, index)
+        self.klass.setCurrentIndex(max(0, self.klass.findData(current)) if current is not None and names else 0)
+        self.klass.setEnabled(bool(names))
+        self.klass.setToolTip("images of one class: the members that learnt classes draw it, and the fusions "
+                              "combine those members" if names else
+                              "this run's members learnt no classes (set classes to on in the members page, "
+                              "on a folder with subfolders)")
+        self.klass.blockSignals(False)
+
+    def label(self) -> int | None:
+        """The class asked for (an index into the run's classes), None for any."""
+        return self.klass.currentData()
 
     def _build_member_grids(self) -> None:
         for widget in [*self.member_grids.values(), *self.member_titles.values()]:
@@ -252,16 +278,18 @@ class GalleryPage(QWidget):
             self._not_fused(f"Refused: {exc}")
             return
         self.error_label.hide()
-        self.requested = (self.seed.value(), self.fusion_name(), repr(sorted(self.params().items())))
+        self.requested = (self.seed.value(), self.fusion_name(), repr(sorted(self.params().items())), self.label())
         self.pending = True
         self.status.setText("Fusing…")
-        self.bridge.request_gallery(self.run, self.seed.value(), self.fusion_name(), self.params(), GALLERY_N)
+        self.bridge.request_gallery(self.run, self.seed.value(), self.fusion_name(), self.params(), GALLERY_N,
+                                    self.label())
 
     def _show(self, result: GalleryResult) -> None:
         self.pending = False
         self.result, self.stale = result, False
         self.fused.set_images(result.fused, captions=[f"made by {p}" for p in result.provenance])
-        self.fused_title.setText(f"Fused · {self.specs[result.fusion].title} · seed {result.seed}")
+        asked = "" if result.label is None else f" · {self.klass.itemText(self.klass.findData(result.label))}"
+        self.fused_title.setText(f"Fused · {self.specs[result.fusion].title} · seed {result.seed}{asked}")
         for name, grid in self.member_grids.items():
             if name in result.members:
                 grid.set_images(result.members[name], captions=[f"made by {name}"] * len(result.members[name]))
@@ -336,6 +364,8 @@ class GalleryPage(QWidget):
         meta = {"chorus": 1, "run": result.run, "run_id": result.run_id, "checkpoint": result.checkpoint,
                 "member": None if fused else where, "fusion": result.fusion if fused else None,
                 "params": result.params if fused else {}, "n": result.n, "seed": result.seed}
+        if result.label is not None and (fused or where in result.classed):
+            meta["class"] = result.label
         if index is not None:
             meta["index"] = index
             meta["provenance"] = self.provenance_of(where, index)

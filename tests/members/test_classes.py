@@ -16,37 +16,20 @@ from engine.members.classes import ClassCounts, settle_classes
 from engine.members.registry import MEMBERS, run_config
 from engine.session import Session
 from engine.store.images import read_png_metadata
-from tests.conftest import shapes_dataset, tiny_config_dict
+from tests.conftest import SHAPE_CLASSES as SHAPES
+from tests.conftest import shapes_dataset, tiny_config_dict, train_labelled_run
 
 CONDITIONAL = ("dcgan", "vae", "diffusion")
-SHAPES = ("bar-across", "bar-down", "square")
-
-
-def _labelled_run(folder: Path, classes: str, steps: int = 12) -> Session:
-    images, labels = shapes_dataset()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in SHAPES:
-        (folder / "data" / name).mkdir(parents=True, exist_ok=True)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        Image.fromarray(image).save(folder / "data" / SHAPES[int(label)] / f"{i:03d}.png")
-    config = tiny_config_dict(folder / "data", steps=steps, checkpoint_every=steps)
-    config["data"]["holdout"] = 0.25
-    for member in config["members"]:
-        if member["kind"] in CONDITIONAL:
-            member["params"]["classes"] = classes
-    session = Session.create(run_config(config), folder / "run")
-    session.train(steps)
-    return session
 
 
 @pytest.fixture(scope="module")
 def conditioned(tmp_path_factory) -> Session:
-    return _labelled_run(tmp_path_factory.mktemp("classes-on"), "on")
+    return train_labelled_run(tmp_path_factory.mktemp("classes-on"), "on")
 
 
 @pytest.fixture(scope="module")
 def unconditioned(tmp_path_factory) -> Session:
-    return _labelled_run(tmp_path_factory.mktemp("classes-off"), "off", steps=4)
+    return train_labelled_run(tmp_path_factory.mktemp("classes-off"), "off", steps=4)
 
 
 def test_every_generator_declares_whether_it_can_learn_classes():
