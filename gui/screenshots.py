@@ -11,6 +11,9 @@ defaults ("auto"), and the gallery of a run trained on it (``data-emoji.png``, `
 ``--strategy NAME --run RUN``: the gallery of a trained run with one strategy chosen, its generated
 controls at their defaults (``gallery-strategy-NAME.png``).
 
+``--strategy NAME --run RUN --class CLASS``: the same with one class asked for in the gallery's class
+picker, its list open (``gallery-class-CLASS.png``; a run whose members learnt classes).
+
 ``--explore RUN``: the gallery's explore panel on a trained run: "More like this" of a fused image
 (``explore-more.png``), an interpolation strip between two images of one member
 (``explore-interpolation.png``) and the nearest training images of a clicked variation
@@ -170,15 +173,46 @@ def take_folder(out: Path, folder: Path, run: Path, name: str) -> list[Path]:
     return shots
 
 
-def take_strategy(out: Path, run: Path, strategy: str) -> list[Path]:
+def take_strategy(out: Path, run: Path, strategy: str, klass: str | None = None) -> list[Path]:
     app, window = studio(preview_data=False)  # noqa: F841 - the app lives while the window does
     gallery = open_gallery(window, run)
     gallery.strategy.setCurrentIndex(gallery.strategy.findData(strategy))
+    label = None
+    if klass is not None:
+        index = gallery.klass.findText(klass)
+        if index < 0:
+            raise SystemExit(f"the run offers no class {klass!r} (it offers: "
+                             f"{', '.join(gallery.klass.itemText(i) for i in range(gallery.klass.count()))})")
+        gallery.klass.setCurrentIndex(index)
+        label = gallery.klass.currentData()
     wait_until(lambda: gallery.result is not None and not gallery.pending and not gallery._timer.isActive()
-               and gallery.requested[2] == repr(sorted(gallery.params().items())), 1800, f"the gallery with {strategy}")
-    shots = [grab(window, gallery, out, f"gallery-strategy-{strategy}")]
+               and gallery.requested[2] == repr(sorted(gallery.params().items())) and gallery.result.label == label,
+               1800, f"the gallery with {strategy}")
+    if klass is None:
+        shots = [grab(window, gallery, out, f"gallery-strategy-{strategy}")]
+    else:
+        gallery.klass.showPopup()  # the picker's list open over the grids, as a user sees it
+        settle()
+        shots = [grab_with_popup(window, gallery.klass, out, f"gallery-class-{klass.lower()}")]
+        gallery.klass.hidePopup()
     window.close()
     return shots
+
+
+def grab_with_popup(window, combo, out: Path, name: str) -> Path:
+    """The window with a combo box's open list painted where it shows (a popup is its own window)."""
+    from PySide6.QtGui import QPainter
+
+    shot = window.grab()
+    view = combo.view().window()
+    painter = QPainter(shot)
+    painter.drawPixmap(window.mapFromGlobal(view.mapToGlobal(view.rect().topLeft())), view.grab())
+    painter.end()
+    path = out / f"{name}.png"
+    if not shot.save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(f"wrote {path}", file=sys.stderr)
+    return path
 
 
 def take_explore(out: Path, run: Path, judge_steps: int = 200) -> list[Path]:
@@ -225,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="folder", help="suffix of the folder's screenshots")
     parser.add_argument("--explore", type=Path, metavar="RUN", help="the gallery's explore panel on a trained run")
     parser.add_argument("--strategy", help="the gallery of --run with this fusion strategy chosen")
+    parser.add_argument("--class", dest="klass", help="with --strategy: this class asked for in the class picker")
     args = parser.parse_args(argv)
     if args.strategy is not None and args.run is None:
         parser.error("--strategy needs --run")
@@ -235,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chorus-screenshots-") as temp:
         os.environ["CHORUS_USER_DATA"] = temp
         if args.strategy is not None:  # the run's evaluation judge stays the user's
-            take_strategy(args.out, args.run.absolute(), args.strategy)
+            take_strategy(args.out, args.run.absolute(), args.strategy, args.klass)
             return 0
         if args.folder is not None:  # the run's evaluation judge and the folder's cache stay the user's
             take_folder(args.out, args.folder, args.run.absolute(), args.name)
