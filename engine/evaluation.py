@@ -156,8 +156,18 @@ class Evaluator:
 
     def fit_reference(self) -> np.ndarray:
         """Held-out training images for fitting fusion weights (never the test split)."""
-        picks = np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
-        return self.cache.of_uint8(f"{self.data.fingerprint}-fit{FIT_HOLDOUT}", self.data.images[picks], self.device)
+        return self.cache.of_uint8(f"{self.data.fingerprint}-fit{FIT_HOLDOUT}", self.data.images[self._fit_picks()],
+                                   self.device)
+
+    def class_reference(self, label: int) -> np.ndarray:
+        """``fit_reference``'s images of class ``label`` (all of them when the data has no labels)."""
+        if self.data.labels is None:
+            return self.fit_reference()
+        own = self.fit_reference()[self.data.labels[self._fit_picks()] == label]
+        return own if len(own) >= 2 else self.fit_reference()  # too few of the class to fit against
+
+    def _fit_picks(self) -> np.ndarray:
+        return np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
 
     def prdc_reference(self, n: int) -> np.ndarray:
         """As many reference features as there are samples (a fixed, seeded draw, the same for every
@@ -201,7 +211,8 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
         timed = lambda make: _rate(make, n, seed, bank)  # noqa: E731
         members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed)
         context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
-                                checkpoints=session.checkpoint_history(), fit_samples=fit_samples)
+                                checkpoints=session.checkpoint_history(), fit_samples=fit_samples,
+                                class_reference=evaluator.class_reference)
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
                                                progress, should_stop, timed)
         classes = _per_class(session, n, seed, evaluator, used, context, progress, should_stop) if per_class else None
@@ -322,7 +333,8 @@ def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionCo
         return made[0]
 
     return FusionContext(features=lambda images: evaluator().extract(images),
-                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=session.checkpoint_history())
+                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=session.checkpoint_history(),
+                         class_reference=lambda label: evaluator().class_reference(label))
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

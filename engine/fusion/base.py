@@ -29,15 +29,19 @@ class FusionContext:
 
     ``features``: the evaluation feature space (images → (n, D) float64); ``fit_reference``:
     features of held-out *training* images (never the test split) to fit weights against;
-    ``checkpoints``: earlier checkpoint folders of the run, oldest first (for weight soups).
+    ``checkpoints``: earlier checkpoint folders of the run, oldest first (for weight soups);
+    ``class_reference``: class index → features of that class's held-out training images (fitting
+    against the class asked for).
     """
 
     def __init__(self, features: Callable[[torch.Tensor], np.ndarray] | None = None,
                  fit_reference: Callable[[], np.ndarray] | np.ndarray | None = None,
-                 checkpoints: list | None = None, fit_samples: int = 2000):
+                 checkpoints: list | None = None, fit_samples: int = 2000,
+                 class_reference: Callable[[int], np.ndarray] | None = None):
         self.fit_samples = fit_samples  # samples per member when fitting weights
         self._features = features
         self._fit_reference = fit_reference
+        self._class_reference = class_reference
         self.checkpoints = checkpoints or []
 
     @property
@@ -58,6 +62,13 @@ class FusionContext:
         if callable(self._fit_reference):
             self._fit_reference = self._fit_reference()
         return self._fit_reference
+
+    def reference_for(self, label: int | None) -> np.ndarray:
+        """The held-out training features to fit against: those of class ``label`` where known (the
+        whole ``fit_reference`` for any class, or when the context has no per-class features)."""
+        if label is None or self._class_reference is None:
+            return self.fit_reference
+        return self._class_reference(label)
 
 
 class Fusion(ABC):

@@ -114,7 +114,7 @@ class Vote(Fusion):
         enough = all(len(own) >= 2 for own in groups)  # a pool too small to fit shares on: even shares
         features = _features(context, images) if shares == "auto" and enough else None
         counts = split_evenly(n, len(found)) if features is None else \
-            fitted_counts(features, ranks, groups, list(found), n, context.fit_reference)
+            fitted_counts(features, ranks, groups, list(found), n, context.reference_for(label))
         spread = float(params.get("spread", SPREAD)) if features is not None else 0.0
         kept = [own[pick_spread(ranks[own], None if features is None else features[own.numpy()], count, spread)]
                 for own, count in zip(groups, counts) if count]

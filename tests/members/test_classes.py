@@ -179,3 +179,23 @@ def test_evaluate_per_class_gives_an_fd_per_class_for_each_row(conditioned):
         assert set(by_class) <= set(SHAPES) and all(math.isfinite(v) and v >= 0 for v in by_class.values())
     assert set(table.fd["dcgan"]) | set(table.skipped) >= set(SHAPES)
     assert "per_class" in report.to_json()
+
+
+def test_a_vote_for_one_class_fits_its_shares_against_that_class(conditioned, monkeypatch):
+    from engine.evaluation import lazy_context
+    from engine.fusion.registry import fusion
+
+    context = lazy_context(conditioned)
+    asked = []
+    original = type(context).reference_for
+    monkeypatch.setattr(type(context), "reference_for", lambda self, label: asked.append(label) or original(self, label))
+    vote = fusion("vote")
+    vote.fuse(conditioned.members, 6, torch.Generator().manual_seed(0), context=context, label=1, **vote.validate({}))
+    assert asked == [1]
+    data = conditioned.data
+    from engine.evaluation import Evaluator
+    from engine.metrics.features import JudgeRecipe
+
+    evaluator = Evaluator(data, conditioned.config.data, conditioned.device, judge_recipe=JudgeRecipe(steps=10))
+    picks = evaluator._fit_picks()
+    assert len(evaluator.class_reference(1)) == int((data.labels[picks] == 1).sum())
