@@ -61,6 +61,9 @@ class PerClass:
     reference: dict[str, int]           # class → reference images
     fd: dict[str, dict[str, float]]     # row (member or fusion label) → class → FD
     skipped: dict[str, str] = field(default_factory=dict)  # a row or class left out, and why
+    # row → class → share of its images the evaluation judge classifies as the class asked for, and
+    # the same share for the reference images ("reference"); empty in a feature space without classes
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,8 @@ def _per_class(session, n, seed, evaluator, used, context, progress, should_stop
     names = list(session.run.class_names) or [str(k) for k in range(count)]
     each = max(MIN_EVAL_SAMPLES, n // count)
     fd: dict[str, dict[str, float]] = {}
+    accuracy: dict[str, dict[str, float]] = {}
+    classify = getattr(evaluator.extract, "classify", lambda features: None)
     skipped: dict[str, str] = {}
     references = {}
     for k, name in enumerate(names):
@@ -286,13 +291,28 @@ def _per_class(session, n, seed, evaluator, used, context, progress, should_stop
         _check(should_stop)
         progress(f"{row} per class", index / max(1, len(makers)))
         try:
-            fd[row] = {name: frechet_distance(_features_of(evaluator, make(each, torch.Generator().manual_seed(seed), k)),
-                                              reference)
-                       for name, (k, reference) in references.items()}
+            made = {name: _features_of(evaluator, make(each, torch.Generator().manual_seed(seed), k))
+                    for name, (k, _) in references.items()}
         except UserError as exc:
             skipped[row] = str(exc)
+            continue
+        fd[row] = {name: frechet_distance(made[name], reference) for name, (_, reference) in references.items()}
+        accuracy[row] = _accuracy(classify, made, references)
+    if fd:
+        accuracy["reference"] = _accuracy(classify, {name: r for name, (_, r) in references.items()}, references)
     return PerClass(names, {name: each for name in references}, {name: len(r) for name, (_, r) in references.items()},
-                    fd, skipped)
+                    fd, skipped, {row: shares for row, shares in accuracy.items() if shares})
+
+
+def _accuracy(classify, features: dict[str, np.ndarray], references: dict[str, tuple[int, np.ndarray]]) -> dict[str, float]:
+    """Class → the share of ``features`` the judge classifies as that class ({} without a classifier)."""
+    shares = {}
+    for name, (k, _) in references.items():
+        predicted = classify(features[name])
+        if predicted is None:
+            return {}
+        shares[name] = float(np.mean(predicted == k))
+    return shares
 
 
 def _features_of(evaluator: Evaluator, images: torch.Tensor) -> np.ndarray:

@@ -42,6 +42,11 @@ def per_class_table(report: EvalReport) -> str:
     text = "FD per class (samples per class: " + ", ".join(f"{name} {table.n[name]}" for name in classes) + \
            "; reference images: " + ", ".join(f"{name} {table.reference[name]}" for name in classes) + ")\n\n"
     text += markdown_table(["", *classes], rows)
+    if table.accuracy:
+        text += "\n\nShare of each row's images the evaluation judge classifies as the class asked for " \
+                "(reference: the held-out real images)\n\n"
+        text += markdown_table(["", *classes], [[f"`{row}`", *(f"{shares[name]:.1%}" for name in classes)]
+                                                for row, shares in table.accuracy.items()])
     for label, reason in table.skipped.items():
         text += f"\nper class, skipped {label}: {reason}"
     return text

@@ -53,6 +53,15 @@ class JudgeFeatures:
     def __call__(self, images: torch.Tensor) -> np.ndarray:
         return self.judge.features(images.to(self.judge.device)).double().cpu().numpy()
 
+    @torch.no_grad()
+    def classify(self, features: np.ndarray) -> np.ndarray | None:
+        """The judge's class for each feature vector (its head on them), None if it learnt no classes."""
+        if not self.judge.uses_labels:
+            return None
+        head = self.judge.net.head
+        logits = head(torch.as_tensor(features, dtype=head.weight.dtype, device=head.weight.device))
+        return logits.argmax(1).cpu().numpy()
+
 
 def judge_key(data: LoadedData, recipe: JudgeRecipe) -> str:
     """Identifies a reference judge: the data, its shape, the training recipe and Chorus's version."""

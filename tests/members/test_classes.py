@@ -178,7 +178,13 @@ def test_evaluate_per_class_gives_an_fd_per_class_for_each_row(conditioned):
     for by_class in table.fd.values():
         assert set(by_class) <= set(SHAPES) and all(math.isfinite(v) and v >= 0 for v in by_class.values())
     assert set(table.fd["dcgan"]) | set(table.skipped) >= set(SHAPES)
+    assert set(table.accuracy) == {"dcgan", "vae", "diffusion", "mixture", "reference"}
+    assert all(0 <= share <= 1 for shares in table.accuracy.values() for share in shares.values())
     assert "per_class" in report.to_json()
+    from engine.report import eval_table
+
+    text = eval_table(report)
+    assert "FD per class" in text and "classifies as the class asked for" in text
 
 
 def test_a_vote_for_one_class_fits_its_shares_against_that_class(conditioned, monkeypatch):
