@@ -109,7 +109,7 @@ class Diffusion(Member):
     title = "Diffusion (flow matching)"
     params = (
         Param("width", "auto", 8, 256, auto=int, help="channels of the finest UNet level; auto: sized for the image size"),
-        Param("sample_steps", 10, 1, 1000, help="Euler steps when sampling"),
+        Param("sample_steps", 20, 1, 1000, help="Euler steps when sampling (FD against steps: docs/quality.md)"),
         Param("class_guidance", 1.0, 0.0, 20.0,
               help="with classes: classifier-free guidance scale (1: the class-conditional model alone; "
                    "more: images more typical of their class, at twice the sampling cost)"),
