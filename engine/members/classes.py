@@ -31,10 +31,14 @@ CLASSES_PARAM = Param(
 
 
 def settle_classes(params: dict, num_classes: int) -> dict:
-    """``params`` with an "auto" ``classes`` settled for a new run on data with ``num_classes``."""
+    """``params`` with an "auto" ``classes`` settled for a new run on data with ``num_classes``; "on"
+    without labels is refused (nothing to learn)."""
     settled = dict(params)
     if settled.get("classes", "auto") == "auto":
         settled["classes"] = NEW_RUN_CLASSES if num_classes >= MIN_CLASSES else "off"
+    elif settled["classes"] == "on" and num_classes < MIN_CLASSES:
+        raise UserError("classes = on needs labelled images (a folder with one subfolder per class, or "
+                        f"Fashion-MNIST); these have {'no labels' if num_classes == 0 else 'one class'}")
     return settled
 
 

@@ -42,6 +42,8 @@ def test_auto_settles_to_the_new_run_default_and_off_without_labels():
     assert settle_classes({"classes": "auto"}, 10)["classes"] == NEW_RUN_CLASSES
     assert settle_classes({"classes": "auto"}, 0)["classes"] == "off"
     assert settle_classes({"classes": "on"}, 10)["classes"] == "on"
+    with pytest.raises(UserError, match="classes = on needs labelled images"):
+        settle_classes({"classes": "on"}, 0)
 
 
 def test_the_run_keeps_its_class_names_and_counts_each_class(conditioned):
