@@ -110,7 +110,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     evaluate.add_argument("--fusions", help="comma-separated strategies (default: all)")
-    evaluate.add_argument("--features", choices=["judge", "inception"], default="judge")
+    evaluate.add_argument("--features", choices=["judge", "random", "inception"], default="judge",
+                          help="the feature space: the evaluation judge (default), random (a fixed, untrained CNN: "
+                               "a second opinion nothing was trained to please) or inception (local weights)")
     evaluate.add_argument("--inception-weights", type=Path, help="local torchvision inception_v3 weights")
     evaluate.add_argument("--device", choices=DEVICES)
     evaluate.add_argument("--judge-steps", type=_int_in(1, 1_000_000),

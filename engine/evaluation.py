@@ -22,8 +22,8 @@ from engine.errors import UserError
 from engine.fusion.bank import SampleBank
 from engine.fusion.base import FusionContext
 from engine.fusion.registry import FUSIONS, fusion as make_fusion
-from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, cache_dir,
-                                     judge_key, reference_images, reference_judge)
+from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatures, JudgeRecipe, RandomFeatures,
+                                     cache_dir, judge_key, reference_images, reference_judge)
 from engine.metrics.frechet import frechet_distance
 from engine.metrics.kid import kernel_inception_distance
 from engine.metrics.memorisation import CopyTest, copy_test
@@ -113,11 +113,13 @@ class Evaluator:
                 raise UserError("--features inception needs --inception-weights PATH (a local file; "
                                 "Chorus never downloads weights)")
             extractor = InceptionFeatures(inception_weights, device)
+        elif features == "random":
+            extractor = RandomFeatures(device)
         elif features == "judge":
             judge = reference_judge(data, device, judge_recipe, progress=lambda f: self.progress("judge", f))
             extractor = JudgeFeatures(judge, judge_key(data, judge_recipe))
         else:
-            raise UserError(f"unknown feature space {features!r}; use judge or inception")
+            raise UserError(f"unknown feature space {features!r}; use judge, random or inception")
         self.extract = extractor
         self.cache = FeatureCache(extractor, cache_dir() / "features")
         ref_images, self.reference_labels, ref_key, self.reference_name = reference_images(data_config, data)

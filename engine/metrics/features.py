@@ -143,6 +143,46 @@ class InceptionFeatures:
         return torch.cat(out).numpy()
 
 
+RANDOM_SEED = 2020  # the random feature network's weights: fixed, so every evaluation uses the same
+RANDOM_WIDTHS = (64, 128, 256)
+
+
+class RandomFeatures:
+    """A second, untrained feature space: a VGG-style CNN with fixed random weights (seeded), its
+    feature maps pooled (mean and max) into 512 values. Random embeddings are what Naeem et al.
+    (2020) propose where no pretrained network fits the images; here they matter because nothing in
+    them was trained on the data, so a strategy steered or picked by a judge (``guide``, a judge's
+    vote) cannot score well merely by pleasing a network of the evaluation judge's kind. Colour +
+    alpha is composited over white and grey repeated, as for Inception."""
+
+    name = f"random-{RANDOM_SEED}"
+
+    def __init__(self, device: torch.device, seed: int = RANDOM_SEED):
+        layers: list[torch.nn.Module] = []
+        cin = 3
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for width in RANDOM_WIDTHS:
+                layers += [torch.nn.Conv2d(cin, width, 3, 1, 1), torch.nn.ReLU(),
+                           torch.nn.Conv2d(width, width, 3, 1, 1), torch.nn.ReLU(), torch.nn.AvgPool2d(2)]
+                cin = width
+        self.model = torch.nn.Sequential(*layers[:-1]).eval().to(device)  # no pooling after the last block
+        self.device = device
+        self.name = f"random-{seed}"
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        out = []
+        for part in images.split(256):
+            x = (part.to(self.device).float() + 1) / 2
+            if x.shape[1] == 4:
+                x = x[:, :3] * x[:, 3:] + (1 - x[:, 3:])
+            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+            maps = self.model(x * 2 - 1)
+            out.append(torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1).double().cpu())
+        return torch.cat(out).numpy()
+
+
 class FeatureCache:
     """Features of fixed image sets (reference, floor), computed once per fingerprint."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from engine.cli import main
 from engine.evaluation import EvaluationCancelled, evaluate
@@ -105,3 +107,18 @@ def test_prdc_compares_as_many_reference_images_as_samples(run_path):
     assert np.array_equal(picked, evaluator.prdc_reference(n))  # the same draw for every row
     assert all((reference == row).all(axis=1).any() for row in picked)  # rows of the reference
     assert evaluator.prdc_reference(len(reference) + 5) is reference  # more samples than reference: all of it
+
+
+def test_random_features_are_a_fixed_untrained_second_space(run_path):
+    from engine.metrics.features import RandomFeatures
+
+    images = torch.rand(6, 4, 16, 16) * 2 - 1
+    first, again = RandomFeatures(torch.device("cpu")), RandomFeatures(torch.device("cpu"))
+    assert np.array_equal(first(images), again(images)) and first(images).shape == (6, 512)
+    assert not np.array_equal(first(images), RandomFeatures(torch.device("cpu"), seed=1)(images))
+    grey = images[:, :1]  # grey is seen as grey colour, alpha over white
+    assert np.allclose(first(grey), first(grey.expand(-1, 3, -1, -1)))
+    opaque = torch.cat([images[:, :3], torch.ones_like(images[:, :1])], 1)
+    assert np.allclose(first(opaque), first(images[:, :3]))
+    report = evaluate(Session.open(run_path), 40, fusions={}, features="random")
+    assert report.features == "random-2020" and all(math.isfinite(row.fd) for row in report.members.values())
