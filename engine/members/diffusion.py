@@ -22,6 +22,9 @@ from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_e
 from engine.members.classes import CLASSES_PARAM
 
 LABEL_DROPOUT = 0.1  # share of training images shown without their class: the unconditional model CFG needs
+# classifier-free guidance when a class is asked for: on Fashion-MNIST the evaluation judge called 94 %
+# of the diffusion's asked-for sneakers sneakers at 2, 75 % at 1 (docs/quality.md § Classes)
+CLASS_GUIDANCE = 2.0
 
 
 def critic_direction(critic, images: torch.Tensor) -> torch.Tensor:
@@ -110,9 +113,10 @@ class Diffusion(Member):
     params = (
         Param("width", "auto", 8, 256, auto=int, help="channels of the finest UNet level; auto: sized for the image size"),
         Param("sample_steps", 20, 1, 1000, help="Euler steps when sampling (FD against steps: docs/quality.md)"),
-        Param("class_guidance", 1.0, 0.0, 20.0,
-              help="with classes: classifier-free guidance scale (1: the class-conditional model alone; "
-                   "more: images more typical of their class, at twice the sampling cost)"),
+        Param("class_guidance", CLASS_GUIDANCE, 0.0, 20.0,
+              help="with classes, when one class is asked for: classifier-free guidance scale (1: the "
+                   "class-conditional model alone; more: images more surely of that class, at twice the "
+                   "sampling cost); any class samples without it"),
         Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
               help="EMA of the UNet used for sampling: its half-life in training images (0: none)"),
         CLASSES_PARAM,
@@ -168,28 +172,34 @@ class Diffusion(Member):
     def after_step(self) -> None:
         update_ema(self.ema, self.net, self.ema_beta(self.p["ema_half_life"]))
 
-    def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The EMA UNet's velocity at time ``t``; with classes, guided towards each image's class
-        (``labels``; "no class" entries get the unconditional velocity) by ``class_guidance``."""
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+                  scale: float = 1.0) -> torch.Tensor:
+        """The EMA UNet's velocity at time ``t``; with classes, towards each image's class (``labels``;
+        "no class" entries get the unconditional velocity), guided by ``scale`` (classifier-free)."""
         t = t.expand(x.shape[0])
         if labels is None:
             return self.ema(x, t)
         conditional = self.ema(x, t, labels)
-        scale = self.p.get("class_guidance", 1.0)
         if scale == 1.0:
             return conditional
         unconditional = self.ema(x, t, torch.full_like(labels, self.num_classes))
         return unconditional + scale * (conditional - unconditional)
+
+    def _guidance(self, label: int | None) -> float:
+        """The classifier-free guidance scale: the member's ``class_guidance`` when a class is asked
+        for, none (1) for any class, whose images keep the conditional model's variety."""
+        return 1.0 if label is None else float(self.p.get("class_guidance", CLASS_GUIDANCE))
 
     def _no_class(self, n: int) -> torch.Tensor | None:
         """Labels meaning "no class" (for images of unknown class), or None for a UNet without classes."""
         return torch.full((n,), self.num_classes, dtype=torch.long, device=self.device) if self.conditioned else None
 
     @torch.no_grad()
-    def _integrate(self, x: torch.Tensor, t_start: float, steps: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def _integrate(self, x: torch.Tensor, t_start: float, steps: int, labels: torch.Tensor | None = None,
+                   scale: float = 1.0) -> torch.Tensor:
         times = torch.linspace(t_start, 0.0, steps + 1, device=self.device)
         for t_now, t_next in zip(times[:-1], times[1:]):
-            v = self._velocity(x, t_now, labels)
+            v = self._velocity(x, t_now, labels, scale)
             x = x + (t_next - t_now) * v
         return x.clamp(-1, 1)
 
@@ -201,7 +211,8 @@ class Diffusion(Member):
         """The ODE from initial noise ``latents`` (t = 1) to images (t = 0)."""
         steps = steps or self.p["sample_steps"]
         labels = self.labels_for(latents, label)
-        return torch.cat([self._integrate(latents[part], 1.0, steps, None if labels is None else labels[part])
+        return torch.cat([self._integrate(latents[part], 1.0, steps, None if labels is None else labels[part],
+                                          self._guidance(label))
                           for part in in_chunks(len(latents), 256)])
 
     def sample(self, n: int, generator: torch.Generator, label: int | None = None,
@@ -223,15 +234,15 @@ class Diffusion(Member):
             return self.from_latents(latents, label, steps)
         labels = self.labels_for(latents, label)
         return torch.cat([self._integrate_guided(latents[part], steps, critic, strength,
-                                                 None if labels is None else labels[part])
+                                                 None if labels is None else labels[part], self._guidance(label))
                           for part in in_chunks(len(latents), 256)])
 
     def _integrate_guided(self, x: torch.Tensor, steps: int, critic, strength: float,
-                          labels: torch.Tensor | None) -> torch.Tensor:
+                          labels: torch.Tensor | None, scale: float = 1.0) -> torch.Tensor:
         times = torch.linspace(1.0, 0.0, steps + 1, device=self.device)
         for t_now, t_next in zip(times[:-1], times[1:]):
             with torch.no_grad():
-                v = self._velocity(x, t_now, labels)
+                v = self._velocity(x, t_now, labels, scale)
                 clean, noise = x - t_now * v, x + (1 - t_now) * v
             clean = clean + strength * (t_now - t_next) * critic_direction(critic, clean)
             x = (1 - t_next) * clean + t_next * noise
@@ -257,5 +268,6 @@ class Diffusion(Member):
         noise = self.noise(tuple(images.shape), generator)
         x = (1 - strength) * images.to(self.device) + strength * noise
         labels = self._no_class(len(x)) if label is None else self.labels_for(x, label)
-        return torch.cat([self._integrate(x[part], strength, max(1, steps), None if labels is None else labels[part])
+        return torch.cat([self._integrate(x[part], strength, max(1, steps), None if labels is None else labels[part],
+                                          self._guidance(label))
                           for part in in_chunks(len(x), 256)])

@@ -2,6 +2,7 @@
 for, "any class" is read from each latent, and every path that samples takes the class."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -77,9 +78,14 @@ def test_any_class_is_read_from_each_latent(conditioned, kind):
     labels = member.labels_for(latents, None)
     assert torch.equal(member.labels_for(latents[:65], None), labels[:65])  # image j's class depends on j alone
     anything = member.from_latents(latents, None)
-    for k in range(3):  # a latent decoded as its own class is the image "any" gives (to rounding: other batch)
-        own = (labels == k).nonzero().flatten()[:2]
-        assert torch.allclose(member.from_latents(latents[own], k), anything[own], atol=1e-5)
+    original = member.config  # an asked class is guided (the diffusion's class_guidance), any is not
+    member.config = dataclasses.replace(original, params={**original.params, "class_guidance": 1.0})
+    try:
+        for k in range(3):  # a latent decoded as its own class is the image "any" gives (to rounding: other batch)
+            own = (labels == k).nonzero().flatten()[:2]
+            assert torch.allclose(member.from_latents(latents[own], k), anything[own], atol=1e-5)
+    finally:
+        member.config = original
 
 
 def test_any_class_follows_the_training_proportions():
@@ -207,3 +213,18 @@ def test_a_vote_for_one_class_fits_its_shares_against_that_class(conditioned, mo
     evaluator = Evaluator(data, conditioned.config.data, conditioned.device, judge_recipe=JudgeRecipe(steps=10))
     picks = evaluator._fit_picks()
     assert len(evaluator.class_reference(1)) == int((data.labels[picks] == 1).sum())
+
+
+def test_classifier_free_guidance_steers_an_asked_class_and_leaves_any_alone(conditioned):
+    member = conditioned.member("diffusion")
+    seeded = lambda: torch.Generator().manual_seed(6)  # noqa: E731
+    plain = {"any": member.sample(4, seeded()), "asked": member.sample(4, seeded(), label=1)}
+    original = member.config
+    try:
+        for scale in (1.0, 3.0):
+            member.config = dataclasses.replace(original, params={**original.params, "class_guidance": scale})
+            assert torch.equal(member.sample(4, seeded()), plain["any"])  # any class: never guided
+            asked = member.sample(4, seeded(), label=1)
+            assert torch.equal(asked, plain["asked"]) == (scale == original.params["class_guidance"])
+    finally:
+        member.config = original
