@@ -166,6 +166,10 @@ class RandomFeatures:
                 layers += [torch.nn.Conv2d(cin, width, 3, 1, 1), torch.nn.ReLU(),
                            torch.nn.Conv2d(width, width, 3, 1, 1), torch.nn.ReLU(), torch.nn.AvgPool2d(2)]
                 cin = width
+            for layer in layers:  # He initialisation keeps the activations' scale: FDs of readable size
+                if isinstance(layer, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    torch.nn.init.zeros_(layer.bias)
         self.model = torch.nn.Sequential(*layers[:-1]).eval().to(device)  # no pooling after the last block
         self.device = device
         self.name = f"random-{seed}"
