@@ -155,7 +155,6 @@ class RandomFeatures:
     vote) cannot score well merely by pleasing a network of the evaluation judge's kind. Colour +
     alpha is composited over white and grey repeated, as for Inception."""
 
-    name = f"random-{RANDOM_SEED}"
 
     def __init__(self, device: torch.device, seed: int = RANDOM_SEED):
         layers: list[torch.nn.Module] = []
@@ -172,7 +171,7 @@ class RandomFeatures:
                     torch.nn.init.zeros_(layer.bias)
         self.model = torch.nn.Sequential(*layers[:-1]).eval().to(device)  # no pooling after the last block
         self.device = device
-        self.name = f"random-{seed}"
+        self.name = f"random-{seed}-he{'-'.join(map(str, RANDOM_WIDTHS))}"
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
