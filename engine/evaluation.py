@@ -166,10 +166,11 @@ class Evaluator:
 
     def class_reference(self, label: int) -> np.ndarray:
         """``fit_reference``'s images of class ``label`` (all of them when the data has no labels)."""
+        reference = self.fit_reference()
         if self.data.labels is None:
-            return self.fit_reference()
-        own = self.fit_reference()[self.data.labels[self._fit_picks()] == label]
-        return own if len(own) >= 2 else self.fit_reference()  # too few of the class to fit against
+            return reference
+        own = reference[self.data.labels[self._fit_picks()] == label]
+        return own if len(own) >= 2 else reference  # too few of the class to fit against
 
     def _fit_picks(self) -> np.ndarray:
         return np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
@@ -267,9 +268,9 @@ def _per_class(session, n, seed, evaluator, used, context, progress, should_stop
     """FD per class (``PerClass``): ``n`` samples per row in all, split over the classes."""
     if session.run.num_classes < 2 or evaluator.reference_labels is None:
         raise UserError(f"run {session.run.path} has no classes (its images had no labels): --per-class needs them")
-    count = session.run.num_classes
-    names = list(session.run.class_names) or [str(k) for k in range(count)]
-    each = max(MIN_EVAL_SAMPLES, n // count)
+    classes = session.run.num_classes
+    names = list(session.run.class_names) or [str(k) for k in range(classes)]
+    each = max(MIN_EVAL_SAMPLES, n // classes)
     fd: dict[str, dict[str, float]] = {}
     accuracy: dict[str, dict[str, float]] = {}
     classify = getattr(evaluator.extract, "classify", lambda features: None)

@@ -67,6 +67,11 @@ class ClassCounts(nn.Module):
             counts = torch.ones_like(counts)
         return (counts / counts.sum()).float()
 
+    def log_shares(self) -> torch.Tensor:
+        """The log of ``shares`` (floored, so an unseen class is unlikely, not impossible): the prior
+        over classes when a member judges an image as one of any class."""
+        return self.shares().clamp_min(1e-12).log()
+
     def cumulative(self) -> torch.Tensor:
         return self.shares().double().cumsum(0).float()
 

@@ -161,8 +161,7 @@ class DCGAN(Member):
             return self.D(images).flatten()
         if label is not None:
             return self.D(images, self.labels_for(images, label)).flatten()
-        log_share = self.class_counts.shares().clamp_min(1e-12).log()
-        return torch.logsumexp(self.D.every_class(images) + log_share, dim=1)
+        return torch.logsumexp(self.D.every_class(images) + self.class_counts.log_shares(), dim=1)
 
 
 class LabelledGenerator(nn.Module):

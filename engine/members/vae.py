@@ -168,7 +168,7 @@ class VAE(Member):
         if label is not None:
             labels = self.labels_for(images, label)
             return torch.cat([self._elbo(images[part], labels[part]) for part in in_chunks(len(images), 512)])
-        log_share = self.class_counts.shares().clamp_min(1e-12).log()
+        log_share = self.class_counts.log_shares()
         per_class = [self.score(images, k) + log_share[k] for k in range(self.num_classes)]
         return torch.logsumexp(torch.stack(per_class, dim=1), dim=1)
 
