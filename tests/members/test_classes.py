@@ -96,6 +96,22 @@ def test_any_class_follows_the_training_proportions():
     assert torch.allclose(shares, torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64), atol=0.015)
 
 
+def test_a_conditional_discriminator_sees_the_spread_within_each_class():
+    from engine.members.nets import MinibatchStd
+
+    mbstd = MinibatchStd(classes=3)
+    x = torch.randn(12, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 1, 0])
+    spread = mbstd(x, labels)[:, -1]
+    for i, label in enumerate(labels):
+        same = x[labels == label]
+        expected = (same.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+        assert torch.allclose(spread[i], torch.full_like(spread[i], expected.item()), atol=1e-6)
+    # one image per class, repeated: no spread within a class, however different the classes are
+    collapsed = torch.randn(3, 2, 3, 3, generator=torch.Generator().manual_seed(1))[labels] * 10
+    assert mbstd(collapsed, labels)[:, -1].max() < 1e-3 < mbstd(collapsed)[:, -1].min()
+
+
 def test_a_member_without_classes_refuses_one(unconditioned):
     member = unconditioned.member("dcgan")
     assert not member.conditioned
