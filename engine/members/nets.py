@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -71,7 +70,8 @@ class MinibatchStd(nn.Module):
     def _class_spread(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Each image's value: the features' standard deviation across its class's images, averaged."""
         flat = x.float().flatten(1)
-        members = F.one_hot(labels, self.classes).to(flat.dtype)  # (n, classes)
+        # (n, classes); a comparison, as one_hot would read the labels' range back from the device
+        members = (labels[:, None] == torch.arange(self.classes, device=labels.device)).to(flat.dtype)
         counts = members.sum(0).clamp(min=1)[:, None]
         mean = members.T @ flat / counts
         spread = ((members.T @ (flat - mean[labels]) ** 2) / counts + 1e-8).sqrt().mean(1)  # (classes,)
