@@ -87,6 +87,8 @@ class Vote(Fusion):
              context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
         k = int(params.get("k", 4))
         found = generators_of(members, label)
+        if label is None and k > 1 and found and all(m.conditioned for m in found.values()):
+            return self._class_by_class(members, n, generator, context, found, params)
         counts = split_evenly(k * n, len(found))
         pool, owner = [], []
         steer = float(params.get("guide", GUIDE))
@@ -120,6 +122,27 @@ class Vote(Fusion):
                 for own, count in zip(groups, counts) if count]
         keep = interleave(torch.sort(torch.cat(kept)).values, owner)
         return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
+
+    def _class_by_class(self, members: Mapping[str, Member], n: int, generator: torch.Generator,
+                        context: FusionContext | None, found: Mapping[str, Member], params: Mapping[str, Any]) -> FusedBatch:
+        """Any class, from generators that all learnt classes: a vote for each class, given the
+        class's share of the training images, the images taken one class at a time in turn. A vote
+        over a pool of every class kept the classes its critics find easiest (Fashion-MNIST: FD 94.8,
+        recall 0.49, where each class's own vote gave 12 to 81)."""
+        shares = torch.stack([m.class_counts.shares() for m in found.values()]).mean(0)
+        counts = largest_remainders(shares.tolist(), n)
+        base = int(torch.randint(2**62, (1,), generator=generator))
+        parts, classes = [], []
+        for klass, count in enumerate(counts):
+            if count:
+                part = self.fuse(members, count, torch.Generator().manual_seed(base + klass), context=context,
+                                 label=klass, **params)
+                parts.append(part)
+                classes += [str(klass)] * count
+        images = torch.cat([part.images for part in parts])
+        owner = [who for part in parts for who in part.provenance]
+        order = interleave(torch.arange(len(images)), classes)
+        return FusedBatch(images[order], tuple(owner[i] for i in order.tolist()))
 
     @staticmethod
     def committee(members: Mapping[str, Member], images: torch.Tensor, voters: Mapping[str, float] | None,

@@ -21,7 +21,7 @@ from engine.config import Param
 from engine.errors import UserError
 
 DIRECTION_SEED = 20_261_130  # the fixed direction w that "any class" reads a latent along
-NEW_RUN_CLASSES = "off"      # what "auto" settles to in a new run on labelled data (see docs/quality.md)
+NEW_RUN_CLASSES = "on"       # what "auto" settles to in a new run on labelled data (measured: docs/quality.md)
 MIN_CLASSES = 2              # fewer labels than this is no class to learn
 
 CLASSES_PARAM = Param(

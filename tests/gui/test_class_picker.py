@@ -43,8 +43,18 @@ def test_the_class_picker_asks_every_grid_for_one_class(qtbot, classed_run):
     window.close()
 
 
-def test_a_run_without_classes_greys_the_picker_out(qtbot, tiny_run):
-    window = open_window(qtbot, tiny_run)
+def test_a_run_without_classes_greys_the_picker_out(qtbot, tmp_path):
+    import torch
+
+    from tests.conftest import train_labelled_run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # labelled folders learn classes by default: this run's members were told not to
+        unclassed = train_labelled_run(tmp_path, "off", steps=2).run.path
+    finally:
+        torch.set_num_threads(threads)
+    window = open_window(qtbot, unclassed)
     gallery = window.gallery_page
     assert not gallery.klass.isEnabled() and gallery.klass.count() == 1 and gallery.label() is None
     assert "learnt no classes" in gallery.klass.toolTip()
