@@ -231,6 +231,27 @@ def test_a_vote_for_one_class_fits_its_shares_against_that_class(conditioned, mo
     assert len(evaluator.class_reference(1)) == int((data.labels[picks] == 1).sum())
 
 
+def test_an_any_class_vote_is_a_vote_per_class_at_each_class_training_share(conditioned, monkeypatch):
+    from engine.evaluation import lazy_context
+    from engine.fusion.registry import fusion
+    from engine.fusion.vote import Vote, largest_remainders
+
+    vote = fusion("vote")
+    params = vote.validate({})
+    asked = []
+    original = Vote.fuse
+    monkeypatch.setattr(Vote, "fuse", lambda self, members, n, generator, **kw:
+                        asked.append((kw.get("label"), n)) or original(self, members, n, generator, **kw))
+    context = lazy_context(conditioned)
+    batch = vote.fuse(conditioned.members, 11, torch.Generator().manual_seed(0), context=context, **params)
+    shares = torch.stack([conditioned.member(k).class_counts.shares() for k in CONDITIONAL]).mean(0)
+    per_class = largest_remainders(shares.tolist(), 11)
+    assert asked == [(None, 11)] + [(k, count) for k, count in enumerate(per_class) if count]
+    assert len(batch.images) == len(batch.provenance) == 11
+    again = vote.fuse(conditioned.members, 11, torch.Generator().manual_seed(0), context=context, **params)
+    assert torch.equal(batch.images, again.images)
+
+
 def test_classifier_free_guidance_steers_an_asked_class_and_leaves_any_alone(conditioned):
     member = conditioned.member("diffusion")
     seeded = lambda: torch.Generator().manual_seed(6)  # noqa: E731
