@@ -76,14 +76,19 @@ def tiny_config(tiny_npz: Path):
     return make
 
 
-def train_tiny_run(folder: Path, steps: int = 6, checkpoint_every: int = 2):
-    """A run of every member on the shapes data, trained a few steps with several checkpoints."""
-    from engine.members.registry import run_config
+def train_tiny_run(folder: Path, steps: int = 6, checkpoint_every: int = 2, classes: str | None = None):
+    """A run of every member on the shapes data, trained a few steps with several checkpoints;
+    ``classes`` set for every generator that can learn them (None: the default)."""
+    from engine.members.registry import member_class, run_config
     from engine.session import Session
 
     images, labels = shapes_dataset()
     np.savez(folder / "d.npz", images=images, labels=labels)
-    config = run_config(tiny_config_dict(folder / "d.npz", steps=steps, checkpoint_every=checkpoint_every))
+    config = tiny_config_dict(folder / "d.npz", steps=steps, checkpoint_every=checkpoint_every)
+    for member in config["members"] if classes else ():
+        if member_class(member["kind"]).can_condition:
+            member["params"]["classes"] = classes
+    config = run_config(config)
     session = Session.create(config, folder / "run")
     session.train(steps)
     return session

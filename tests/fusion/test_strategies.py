@@ -16,7 +16,9 @@ from engine.fusion.vote import Vote
 def session(tmp_path_factory):
     from tests.conftest import train_tiny_run
 
-    return train_tiny_run(tmp_path_factory.mktemp("strategies"))
+    # the pool's mechanics, unconditional (a run that learnt classes votes class by class:
+    # tests/members/test_classes.py)
+    return train_tiny_run(tmp_path_factory.mktemp("strategies"), classes="off")
 
 
 def context_of(session):
@@ -190,7 +192,7 @@ class Collapsed:
     calls that image very real and every other image fake."""
 
     def __init__(self, like):
-        self.like, self.can_sample, self.can_score = like, True, True
+        self.like, self.can_sample, self.can_score, self.conditioned = like, True, True, False
 
     def sample(self, n, generator, label=None):
         one = self.like.sample(1, torch.Generator().manual_seed(0))
