@@ -76,19 +76,26 @@ def tiny_config(tiny_npz: Path):
     return make
 
 
+def with_classes(config: dict, classes: str) -> dict:
+    """``config`` (a run config dict) with ``classes`` set for every generator that can learn them."""
+    from engine.members.registry import member_class
+
+    for member in config["members"]:
+        if member_class(member["kind"]).can_condition:
+            member["params"]["classes"] = classes
+    return config
+
+
 def train_tiny_run(folder: Path, steps: int = 6, checkpoint_every: int = 2, classes: str | None = None):
     """A run of every member on the shapes data, trained a few steps with several checkpoints;
     ``classes`` set for every generator that can learn them (None: the default)."""
-    from engine.members.registry import member_class, run_config
+    from engine.members.registry import run_config
     from engine.session import Session
 
     images, labels = shapes_dataset()
     np.savez(folder / "d.npz", images=images, labels=labels)
     config = tiny_config_dict(folder / "d.npz", steps=steps, checkpoint_every=checkpoint_every)
-    for member in config["members"] if classes else ():
-        if member_class(member["kind"]).can_condition:
-            member["params"]["classes"] = classes
-    config = run_config(config)
+    config = run_config(with_classes(config, classes) if classes else config)
     session = Session.create(config, folder / "run")
     session.train(steps)
     return session
@@ -102,7 +109,7 @@ def train_labelled_run(folder: Path, classes: str = "on", steps: int = 12, membe
     generators' ``classes`` set to ``classes``, trained ``steps`` steps."""
     from PIL import Image
 
-    from engine.members.registry import member_class, run_config
+    from engine.members.registry import run_config
     from engine.session import Session
 
     images, labels = shapes_dataset()
@@ -112,9 +119,6 @@ def train_labelled_run(folder: Path, classes: str = "on", steps: int = 12, membe
         Image.fromarray(image).save(folder / "data" / SHAPE_CLASSES[int(label)] / f"{i:03d}.png")
     config = tiny_config_dict(folder / "data", members, steps=steps, checkpoint_every=steps)
     config["data"]["holdout"] = 0.25
-    for member in config["members"]:
-        if member_class(member["kind"]).can_condition:
-            member["params"]["classes"] = classes
-    session = Session.create(run_config(config), folder / "run")
+    session = Session.create(run_config(with_classes(config, classes)), folder / "run")
     session.train(steps)
     return session

@@ -87,7 +87,7 @@ class Vote(Fusion):
              context: FusionContext | None = None, label: int | None = None, **params: Any) -> FusedBatch:
         k = int(params.get("k", 4))
         found = generators_of(members, label)
-        if label is None and k > 1 and found and all(m.conditioned for m in found.values()):
+        if label is None and k > 1 and all(m.conditioned for m in found.values()):
             return self._class_by_class(members, n, generator, context, found, params)
         counts = split_evenly(k * n, len(found))
         pool, owner = [], []

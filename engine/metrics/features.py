@@ -155,7 +155,6 @@ class RandomFeatures:
     vote) cannot score well merely by pleasing a network of the evaluation judge's kind. Colour +
     alpha is composited over white and grey repeated, as for Inception."""
 
-
     def __init__(self, device: torch.device, seed: int = RANDOM_SEED):
         layers: list[torch.nn.Module] = []
         cin = 3
