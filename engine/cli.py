@@ -142,7 +142,9 @@ def build_parser() -> Parser:
                        help="speed: also time the trainer with each fast path added in turn")
     bench.add_argument("--repeats", type=int, help="speed, sizing: interleaved repeats per variant, medians reported "
                                                   "(default 3; more on a noisy machine)")
-    bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training")
+    bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training (with "
+                                                "--equal-compute: its checkpoint's recorded training time)")
+    bench.add_argument("--fusions", help="quality: comma-separated rows of the evaluation plan (default: all)")
     bench.add_argument("--equal-compute", action="store_true",
                        help="quality: also train each generator alone for the ensemble's training time, and "
                             "sample the diffusion alone with the fusion's sampling time (about 4× as long)")
@@ -351,7 +353,7 @@ def _train(session, steps: int, quiet: bool) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from engine.evaluation import default_fusions, evaluate
+    from engine.evaluation import evaluate, fusion_plan
     from engine.metrics.features import JudgeRecipe
     from engine.report import eval_table
     from engine.session import Session
@@ -360,12 +362,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         session = Session.open(args.run, args.device, reading=reading)
     if session.checkpoint is None:
         raise UserError(f"run {args.run} has no checkpoint yet; train it first")
-    plan = None
-    if args.fusions:
-        known = default_fusions()
-        plan = {}
-        for label in (f.strip() for f in args.fusions.split(",") if f.strip()):
-            plan[label] = known.get(label, (label, {}))
+    plan = fusion_plan(args.fusions)
     recipe = JudgeRecipe(steps=args.judge_steps) if args.judge_steps else JudgeRecipe()
     # progress goes to stderr with or without --json: stdout carries only the report
     report = evaluate(session, args.n, plan, args.seed, features=args.features, judge_recipe=recipe,

@@ -100,6 +100,15 @@ def default_fusions() -> dict[str, tuple[str, dict[str, Any]]]:
     return {label: (name, params) for name, cls in FUSIONS.items() for label, params in cls.plan().items()}
 
 
+def fusion_plan(text: str | None) -> dict | None:
+    """``--fusions a,b``: those rows of the evaluation plan (a strategy's name for one not in it);
+    None (every row) without the option."""
+    if not text:
+        return None
+    known = default_fusions()
+    return {label: known.get(label, (label, {})) for label in (f.strip() for f in text.split(",") if f.strip())}
+
+
 class Evaluator:
     """Holds the feature space and reference features so repeated evaluations reuse them."""
 

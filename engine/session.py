@@ -164,6 +164,12 @@ class Session:
         return self._elapsed_before + time.perf_counter() - self._started
 
     @property
+    def recorded_seconds(self) -> float:
+        """The wall-clock its checkpoint recorded (a run trained in one go: its training time); 0 for
+        a new run."""
+        return self._elapsed_before
+
+    @property
     def step(self) -> int:
         return min(member.step for member in self.members.values())
 

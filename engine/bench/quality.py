@@ -22,7 +22,7 @@ from engine.bench import equal_compute
 from engine.config import FASHION_MNIST, RunConfig
 from engine.errors import UserError
 from engine.members.registry import MEMBERS, run_config
-from engine.evaluation import evaluate
+from engine.evaluation import evaluate, fusion_plan
 from engine.metrics.features import JudgeRecipe
 from engine.report import eval_table, markdown_table
 from engine.session import Session
@@ -76,7 +76,7 @@ def main(args) -> int:
     started = time.perf_counter()
     if args.run:
         session = Session.open(args.run, args.device)
-        train_seconds = 0.0
+        train_seconds = session.recorded_seconds  # what training it took, as its checkpoint recorded
     else:
         data = bench_data(args)
         out = Path("runs") / f"bench-quality-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}"
@@ -88,14 +88,16 @@ def main(args) -> int:
     if session.config.data.source != FASHION_MNIST and not args.quick:
         budget = dataclasses.replace(budget, n=FOLDER_N)
     eval_started = time.perf_counter()
-    report = evaluate(session, budget.n, judge_recipe=JudgeRecipe(steps=budget.judge_steps),
+    report = evaluate(session, budget.n, fusion_plan(getattr(args, "fusions", None)),
+                      judge_recipe=JudgeRecipe(steps=budget.judge_steps),
                       fit_samples=budget.fit_samples,
                       progress=lambda label, fraction: print(f"  {fraction:4.0%} {label}", file=sys.stderr))
     eval_seconds = time.perf_counter() - eval_started
     alone = []
     if getattr(args, "equal_compute", False):
         if not train_seconds:
-            raise UserError("--equal-compute needs the ensemble's training time: leave out --run")
+            raise UserError("--equal-compute needs the ensemble's training time: train here (leave out --run) "
+                            "or give a run whose checkpoint recorded it")
         alone = equal_compute.equal_compute_rows(session, report, train_seconds, budget.n, budget.judge_steps,
                                    session.run.path / "equal-compute")
     best_member, member_row = report.best_member()

@@ -3,7 +3,12 @@ every member that can judge realism (discriminator logit, VAE ELBO, judge confid
 pool, average the ranks, and keep the best 1/K.
 
 How many images each member gets (``shares``):
-- ``auto`` (default): the committee ranks each member's images among that member's own only (a
+- ``matched`` (default): the pool is resampled towards held-out training images by a density ratio
+  in the evaluation feature space (engine/fusion/matching.py); a member whose best images are far
+  worse than the best member's, or whose pool looks collapsed, takes no part; members that sample in
+  one network pass draw a larger pool (they cost little). The critics do not vote here. Without
+  evaluation features: ``auto``'s fallback (even shares by the committee's ranks).
+- ``auto``: the committee ranks each member's images among that member's own only (a
   discriminator that prefers its own generator's style, or an ELBO that prefers blur, cannot hand
   one member the whole output), each member's best images are measured in the evaluation feature
   space, and the shares are the mixture weights that bring them closest to held-out training images
@@ -26,13 +31,14 @@ from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
 from engine.fusion.guide import critic_for, pick_critic
+from engine.fusion.matching import ONE_PASS_POOL, matched_keep
 from engine.fusion.mixture import closest_mixture
 from engine.members.base import Member
 from engine.members.registry import kinds_text, member_class
 from engine.metrics.frechet import feature_stats
 from engine.training.diagnostics import DIVERSITY_LOW, mean_pairwise  # below DIVERSITY_LOW of the real images' spread: collapsed
 
-SHARES = ("auto", "even", "committee")
+SHARES = ("matched", "auto", "even", "committee")
 SPREAD = 0.5  # a kept image's near-duplicates lose about half the rank range
 GUIDE = 0.0  # the diffusion's candidates unguided by default
 
@@ -55,9 +61,10 @@ class Vote(Fusion):
     title = "Committee vote"
     params = (
         Param("k", 4, 1, 32, help="pool size as a multiple of the images asked for; keep the best 1/k"),
-        Param("shares", "auto", choices=SHARES,
-              help="how many images each member gets: auto (fitted on held-out images, collapsed members "
-                   "left out), even, or committee (the best ranks, whoever made them)"),
+        Param("shares", "matched", choices=SHARES,
+              help="how many images each member gets: matched (the pool resampled towards held-out images, "
+                   "weak or collapsed members left out), auto (the committee's best, shares fitted on "
+                   "held-out images), even, or committee (the best ranks, whoever made them)"),
         Param("spread", SPREAD, 0.0, 10.0, help="how strongly a kept image pushes down its near-duplicates "
                                                 "(0: realism alone)"),
         Param("quotas", False, help="the same as shares=even (kept for older recipes)"),
@@ -71,6 +78,7 @@ class Vote(Fusion):
     )
     evaluation_plan = {
         "vote": {"k": 4},
+        "vote-fitted": {"k": 4, "shares": "auto"},
         "vote-even": {"k": 4, "shares": "even"},
         "vote-committee": {"k": 4, "shares": "committee"},
         "vote-judge": {"k": 4, "voters": {"judge": 1.0}},
@@ -90,6 +98,10 @@ class Vote(Fusion):
         if label is None and k > 1 and all(m.conditioned for m in found.values()):
             return self._class_by_class(members, n, generator, context, found, params)
         counts = split_evenly(k * n, len(found))
+        shares = "even" if params.get("quotas") else params.get("shares", "matched")
+        matched = shares == "matched" and k > 1 and context is not None and context.has_features
+        if matched:  # a member drawn in one network pass costs little: a larger pool of it
+            counts = [c * (ONE_PASS_POOL if m.one_pass else 1) for c, m in zip(counts, found.values())]
         pool, owner = [], []
         steer = float(params.get("guide", GUIDE))
         critic = pick_critic(members, params.get("critic", "auto"))[1] \
@@ -106,7 +118,8 @@ class Vote(Fusion):
         images = torch.cat(pool)
         if k == 1:
             return FusedBatch(images, tuple(owner))
-        shares = "even" if params.get("quotas") else params.get("shares", "auto")
+        if matched:
+            return self._matched(images, owner, list(found), n, generator, context, label)
         if shares == "committee":
             combined = self.committee(members, images, params.get("voters"), label=label)
             keep = self.select(combined, owner, list(found), n, quotas=False)
@@ -121,6 +134,20 @@ class Vote(Fusion):
         kept = [own[pick_spread(ranks[own], None if features is None else features[own.numpy()], count, spread)]
                 for own, count in zip(groups, counts) if count]
         keep = interleave(torch.sort(torch.cat(kept)).values, owner)
+        return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
+
+    @staticmethod
+    def _matched(images: torch.Tensor, owner: list[str], names: list[str], n: int, generator: torch.Generator,
+                 context: FusionContext, label: int | None) -> FusedBatch:
+        groups = [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in names]
+        features = _features(context, images)
+        reference = context.reference_for(label)
+        spread = feature_spread(reference)
+        allowed = [len(own) > 0 and feature_spread(features[own.numpy()]) >= DIVERSITY_LOW * spread for own in groups]
+        if not any(allowed):
+            allowed = [len(own) > 0 for own in groups]  # all alike: nothing to prefer
+        draws = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        keep = interleave(matched_keep(features, groups, reference, n, draws, allowed), owner)
         return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
 
     def _class_by_class(self, members: Mapping[str, Member], n: int, generator: torch.Generator,

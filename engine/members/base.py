@@ -56,6 +56,7 @@ class Member(ABC):
     can_refine: ClassVar[bool] = False  # ``refine`` denoises other members' images (the refine fusion)
     can_guide: ClassVar[bool] = False   # ``critic`` gives a differentiable realism per image (the guide fusion)
     can_be_guided: ClassVar[bool] = False  # ``sample_guided`` follows a critic's gradient while sampling
+    one_pass: ClassVar[bool] = False  # ``sample`` is one network pass (cheap: the vote draws a larger pool of it)
     # ``variations`` makes neighbours of one image: "latent" needs the image's latent (a GAN's z, a
     # VAE's code), "image" works from the pixels alone (re-noising), "" cannot (engine/explore.py)
     can_vary: ClassVar[str] = ""

@@ -25,6 +25,7 @@ STANDING_BATCHES, STANDING_SIZE, STANDING_SEED = 4, 256, 20_240_601  # G_ema's b
 class DCGAN(Member):
     kind = "dcgan"
     title = "DCGAN"
+    one_pass = True
     can_score = True
     can_guide = True
     can_vary = "latent"

@@ -43,6 +43,7 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 class VAE(Member):
     kind = "vae"
     title = "VAE"
+    one_pass = True
     can_score = True
     can_vary = "latent"
     can_interpolate = True

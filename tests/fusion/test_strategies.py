@@ -192,7 +192,7 @@ class Collapsed:
     calls that image very real and every other image fake."""
 
     def __init__(self, like):
-        self.like, self.can_sample, self.can_score, self.conditioned = like, True, True, False
+        self.like, self.can_sample, self.can_score, self.conditioned, self.one_pass = like, True, True, False, True
 
     def sample(self, n, generator, label=None):
         one = self.like.sample(1, torch.Generator().manual_seed(0))
@@ -203,7 +203,7 @@ class Collapsed:
         return torch.where((images == own).flatten(1).all(1), 100.0, -100.0)
 
 
-@pytest.mark.parametrize("shares,most", [("auto", 0), ("even", 4)])
+@pytest.mark.parametrize("shares,most", [("matched", 0), ("auto", 0), ("even", 4)])
 def test_a_collapsed_member_cannot_fill_more_than_its_share_of_the_vote(session, shares, most):
     members = {**session.members, "dcgan": Collapsed(session.members["dcgan"])}
     for voters in (None, {"dcgan": 1.0}):

@@ -1,0 +1,46 @@
+"""The matched vote's selection (engine/fusion/matching.py): resampling towards the reference, the
+gate on weak members, determinism."""
+import numpy as np
+import torch
+
+from engine.fusion.matching import matched_keep, ratio_logits, resample, taking_part
+from engine.metrics.frechet import frechet_distance
+
+
+def clusters(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    real = rng.normal(0.0, 1.0, (300, 4))
+    near = rng.normal(0.0, 1.0, (200, 4))    # a member drawing like the real images
+    off = rng.normal(3.0, 1.0, (200, 4))     # a member drawing elsewhere
+    return real, near, off
+
+
+def test_the_ratio_is_higher_where_the_real_images_are():
+    real, near, off = clusters()
+    logits = ratio_logits(real, np.concatenate([near, off]))
+    assert logits[:200].mean() > logits[200:].mean() + 1
+
+
+def test_resampling_is_deterministic_for_a_seed_and_without_repeats():
+    logits = np.linspace(-2, 2, 100)
+    first = resample(logits, 30, torch.Generator().manual_seed(3))
+    again = resample(logits, 30, torch.Generator().manual_seed(3))
+    assert np.array_equal(first, again) and len(set(first.tolist())) == 30
+    assert logits[first].mean() > logits.mean()  # the likelier images are kept more often
+
+
+def test_a_member_far_worse_than_the_best_takes_no_part():
+    real, near, off = clusters()
+    features = np.concatenate([near, off])
+    groups = [torch.arange(0, 200), torch.arange(200, 400)]
+    assert taking_part(features, groups, real, 50, [True, True]) == [True, False]
+    assert taking_part(features, groups, real, 50, [False, True]) == [False, True]  # the only one left
+
+
+def test_the_kept_images_are_closer_to_the_reference_than_the_pool():
+    real, near, off = clusters()
+    mixed = np.concatenate([near[:100], off[:100] * 0.3])  # one member: half good, half shrunk away
+    groups = [torch.arange(0, 200)]
+    keep = matched_keep(mixed, groups, real, 60, torch.Generator().manual_seed(0), [True])
+    assert len(keep) == 60 and len(set(keep.tolist())) == 60
+    assert frechet_distance(mixed[keep.numpy()], real) < frechet_distance(mixed, real)
