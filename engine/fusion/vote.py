@@ -1,13 +1,14 @@
-"""Committee vote / rejection sampling: draw a pool K× larger than asked from all members, let
-every member that can judge realism (discriminator logit, VAE ELBO, judge confidence) rank the
-pool, average the ranks, and keep the best 1/K.
+"""Committee vote / rejection sampling: draw a pool K× larger than asked from all members and keep
+about 1/K of it: by default the images a density ratio towards held-out training images draws
+(``matched``), otherwise those every member that can judge realism (discriminator logit, VAE ELBO,
+judge confidence) ranks best.
 
 How many images each member gets (``shares``):
 - ``matched`` (default): the pool is resampled towards held-out training images by a density ratio
   in the evaluation feature space (engine/fusion/matching.py); a member whose best images are far
   worse than the best member's, or whose pool looks collapsed, takes no part; members that sample in
-  one network pass draw a larger pool (they cost little). The critics do not vote here. Without
-  evaluation features: ``auto``'s fallback (even shares by the committee's ranks).
+  one network pass draw a larger pool (they cost little). The critics do not vote here; with
+  ``voters`` named, or without evaluation features, it is ``auto``.
 - ``auto``: the committee ranks each member's images among that member's own only (a
   discriminator that prefers its own generator's style, or an ELBO that prefers blur, cannot hand
   one member the whole output), each member's best images are measured in the evaluation feature
@@ -99,7 +100,9 @@ class Vote(Fusion):
             return self._class_by_class(members, n, generator, context, found, params)
         counts = split_evenly(k * n, len(found))
         shares = "even" if params.get("quotas") else params.get("shares", "matched")
-        matched = shares == "matched" and k > 1 and context is not None and context.has_features
+        matched = (shares == "matched" and k > 1 and params.get("voters") is None and context is not None
+                   and context.has_features)
+        shares = "auto" if shares == "matched" else shares  # voters named, or no features: the committee's vote
         if matched:  # a member drawn in one network pass costs little: a larger pool of it
             counts = [c * (ONE_PASS_POOL if m.one_pass else 1) for c, m in zip(counts, found.values())]
         pool, owner = [], []
