@@ -280,3 +280,12 @@ def test_a_vote_can_draw_the_diffusions_candidates_guided(session):
     assert plain.provenance == steered.provenance
     assert torch.equal(plain.images[others], steered.images[others])  # only the diffusion's candidates change
     assert not torch.equal(plain.images[diffusion], steered.images[diffusion])
+
+
+def test_the_matched_vote_repeats_itself_for_a_seed(session):
+    vote = fusion("vote")
+    assert vote.validate({})["shares"] == "matched"  # the default
+    made = [vote.fuse(session.members, 12, torch.Generator().manual_seed(8), context=context_of(session), k=4)
+            for _ in range(2)]
+    assert torch.equal(made[0].images, made[1].images) and made[0].provenance == made[1].provenance
+    assert len(made[0].images) == 12
