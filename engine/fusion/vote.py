@@ -127,7 +127,7 @@ class Vote(Fusion):
             combined = self.committee(members, images, params.get("voters"), label=label)
             keep = self.select(combined, owner, list(found), n, quotas=False)
             return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
-        groups = [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in found]
+        groups = member_groups(owner, list(found))
         ranks = self.committee(members, images, params.get("voters"), groups, label)
         enough = all(len(own) >= 2 for own in groups)  # a pool too small to fit shares on: even shares
         features = _features(context, images) if shares == "auto" and enough else None
@@ -142,13 +142,10 @@ class Vote(Fusion):
     @staticmethod
     def _matched(images: torch.Tensor, owner: list[str], names: list[str], n: int, generator: torch.Generator,
                  context: FusionContext, label: int | None) -> FusedBatch:
-        groups = [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in names]
+        groups = member_groups(owner, names)
         features = _features(context, images)
         reference = context.reference_for(label)
-        spread = feature_spread(reference)
-        allowed = [len(own) > 0 and feature_spread(features[own.numpy()]) >= DIVERSITY_LOW * spread for own in groups]
-        if not any(allowed):
-            allowed = [len(own) > 0 for own in groups]  # all alike: nothing to prefer
+        allowed = [len(own) > 0 and not flat for own, flat in zip(groups, collapsed(features, groups, reference))]
         draws = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
         keep = interleave(matched_keep(features, groups, reference, n, draws, allowed), owner)
         return FusedBatch(images[keep], tuple(owner[i] for i in keep.tolist()))
@@ -233,21 +230,29 @@ def fitted_counts(features: np.ndarray, ranks: torch.Tensor, groups: Sequence[to
     """Each member's number of images: the mixture weights (on the probability simplex) that bring
     its best 1/k images' features closest (Fréchet distance) to held-out training images, collapsed
     members left out; rounded to ``n`` in all by largest remainders."""
-    reference_spread = feature_spread(reference)
-    best, collapsed = [], []
-    for name, own in zip(names, groups):
+    best = []
+    for own in groups:
         order = torch.argsort(ranks[own], descending=True, stable=True)
-        top = features[own[order[:max(2, -(-n // len(names)))]].numpy()]
-        best.append(top)
-        if feature_spread(features[own.numpy()]) < DIVERSITY_LOW * reference_spread:
-            collapsed.append(name)
-    if len(collapsed) == len(names):
-        collapsed = []  # all alike: nothing to prefer
+        best.append(features[own[order[:max(2, -(-n // len(names)))]].numpy()])
     weights = closest_mixture([feature_stats(top) for top in best], feature_stats(reference),
-                              allowed=[name not in collapsed for name in names])
+                              allowed=[not flat for flat in collapsed(features, groups, reference)])
     counts = largest_remainders(weights, n)
     pool_sizes = [len(own) for own in groups]
     return _within_pools(counts, pool_sizes)
+
+
+def member_groups(owner: Sequence[str], names: Sequence[str]) -> list[torch.Tensor]:
+    """Each member's positions in the pool."""
+    return [torch.tensor([i for i, who in enumerate(owner) if who == name], dtype=torch.long) for name in names]
+
+
+def collapsed(features: np.ndarray, groups: Sequence[torch.Tensor], reference: np.ndarray) -> list[bool]:
+    """Which members' pools look collapsed (feature spread below DIVERSITY_LOW of the reference's);
+    none when every member that drew images does (all alike: nothing to prefer)."""
+    low = DIVERSITY_LOW * feature_spread(reference)
+    flags = [len(own) > 0 and feature_spread(features[own.numpy()]) < low for own in groups]
+    drew = [flat for flat, own in zip(flags, groups) if len(own) > 0]
+    return [False] * len(groups) if drew and all(drew) else flags
 
 
 def _within_pools(counts: list[int], pool_sizes: list[int]) -> list[int]:
