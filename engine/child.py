@@ -109,7 +109,7 @@ def _train(job: TrainJob, queue, stop, pause, resume) -> None:
     queue.put(ChildStarted(str(session.run.path), session.step, job.steps, tuple(session.notes)))
     # the loop's step is the members' (a member paused after failures lags behind: not the minimum)
     control = ReportingControl(stop, pause, resume, queue.put,
-                               lambda: max(member.step for member in session.members.values()))
+                               lambda: max(session.member_rounds().values()))
     session.train(job.steps, callbacks=[queue.put], control=control)
 
 

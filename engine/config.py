@@ -28,6 +28,7 @@ SAMPLE_COUNT = 64         # images one sample call makes unless asked for anothe
 MAX_SAMPLES = 100_000     # most images one sample or evaluate call makes
 MIN_EVAL_SAMPLES = 10     # fewest samples an evaluation can estimate covariances from
 PREVIEW_COUNT = 16        # images in a member's fixed-seed preview (the trainer's and the window's)
+PACE_RANGE = (0.05, 20.0)   # a member's optimizer steps per ensemble step (MemberConfig.pace)
 PREVIEW_SEED = 20241126   # the previews' seed: the same noise at every preview, so change is the training's
 
 
@@ -146,6 +147,7 @@ class MemberConfig:
     optim: OptimConfig = OptimConfig()
     batch_size: int = 64
     params: Mapping[str, Any] = field(default_factory=dict)
+    pace: float = 1.0  # optimizer steps per ensemble step (engine/training/pace.py)
 
     @property
     def name(self) -> str:
@@ -154,12 +156,13 @@ class MemberConfig:
     def to_dict(self) -> dict[str, Any]:
         optim = dataclasses.asdict(self.optim)
         optim["betas"] = list(optim["betas"])
-        return {"kind": self.kind, "optim": optim, "batch_size": self.batch_size, "params": dict(self.params)}
+        return {"kind": self.kind, "optim": optim, "batch_size": self.batch_size, "pace": self.pace,
+                "params": dict(self.params)}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1500  # optimizer steps per member (the quality bench uses the same budget)
+    steps: int = 1500  # ensemble steps: a member takes pace × this many optimizer steps
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
@@ -244,6 +247,7 @@ class MemberKind(Protocol):
     params: tuple["Param", ...]
     default_optim: OptimConfig
     default_batch_size: int
+    default_pace: float
 
     def check_data(self, data: DataConfig) -> None: ...
 
@@ -255,7 +259,7 @@ def member_from_dict(raw: Mapping[str, Any], data: DataConfig, kinds: Callable[[
     kind = str(raw.get("kind", "")).lower()
     cls = kinds(kind)
     where = f"[members.{kind}]"
-    _reject_unknown(where, raw, {"kind", "optim", "batch_size", "params"})
+    _reject_unknown(where, raw, {"kind", "optim", "batch_size", "pace", "params"})
     optim = OptimConfig.from_dict(_table(raw.get("optim", {}), f"{where} optim"), f"{where} optim",
                                   cls.default_optim)
     batch = _number(f"{where} batch_size", raw.get("batch_size", cls.default_batch_size), int, 1, 65536)
@@ -264,7 +268,8 @@ def member_from_dict(raw: Mapping[str, Any], data: DataConfig, kinds: Callable[[
     params = {p.name: p.validate(params_raw.get(p.name, p.default), where) for p in cls.params}
     if data.resolved:  # else checked once the data is read and "auto" resolved (Session.create)
         cls.check_data(data)
-    return MemberConfig(kind=kind, optim=optim, batch_size=batch, params=params)
+    pace = _number(f"{where} pace", raw.get("pace", cls.default_pace), float, PACE_RANGE[0], PACE_RANGE[1])
+    return MemberConfig(kind=kind, optim=optim, batch_size=batch, params=params, pace=pace)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from engine.store.checkpoints import (STEP_DIR, CheckpointDamaged, list_checkpoi
 from engine.store.run_folder import RunFolder
 from engine.training.control import Control
 from engine.training.events import Finished
+from engine.training.pace import rounds_done
 from engine.training.step_graph import StepGraphs
 from engine.training.trainer import Callback, Trainer
 
@@ -171,13 +172,18 @@ class Session:
 
     @property
     def step(self) -> int:
-        return min(member.step for member in self.members.values())
+        """The ensemble steps every member has completed (each at its own pace)."""
+        return min(self.member_rounds().values())
+
+    def member_rounds(self) -> dict[str, int]:
+        """Each member's completed ensemble steps: its optimizer steps ÷ its pace."""
+        return {name: rounds_done(m.config.pace, m.step) for name, m in self.members.items()}
 
     # -- training and sampling -----------------------------------------------------------------
     def train(self, total_steps: int, callbacks: list[Callback] | None = None,
               control: Control | None = None) -> Finished:
         if self.world is None or self.world.is_main:
-            self.run.truncate_metrics({name: member.step for name, member in self.members.items()})
+            self.run.truncate_metrics(self.member_rounds())
         self._started = time.perf_counter()
         return Trainer(self, callbacks, control).run(total_steps)
 

@@ -47,6 +47,7 @@ class Member(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     default_optim: ClassVar[OptimConfig] = OptimConfig()
     default_batch_size: ClassVar[int] = 64
+    default_pace: ClassVar[float] = 1.0  # optimizer steps per ensemble step (engine/training/pace.py)
     ema_rampup: ClassVar[float] = EMA_RAMPUP  # an EMA copy's half-life: at most this share of the images seen
     # parameters an "auto" value sizes from the image size and channels (engine/members/sizing.py),
     # each with its measured default at the reference size

@@ -1,5 +1,7 @@
 """The trainer: round-robin over members on one device, events to callbacks, stop/pause each step.
 
+Each ensemble step every member takes its pace's share of optimizer steps (engine/training/pace.py).
+
 The same loop serves the CLI, the tests and the GUI's child process. Losses stay on the device
 between log points; one synchronisation per ``log_every`` steps turns them into floats.
 
@@ -33,6 +35,7 @@ from engine.training.control import Control
 from engine.training.events import (CheckpointSaved, Event, Finished, MemberFailed, PreviewReady, SaveFailed,
                                     StepLogged)
 from engine.training.health import Health, weights_finite
+from engine.training.pace import quota
 from engine.training.diagnostics import REAL_IMAGES, PreviewCheck
 from engine.training.step_graph import StepGraph, StepGraphs
 
@@ -98,15 +101,16 @@ class Trainer:
             callback(event)
 
     def run(self, total_steps: int) -> Finished:
-        """Train every member up to ``total_steps`` optimizer steps, or until stopped."""
+        """Train every member up to ``total_steps`` ensemble steps (its pace × that many optimizer
+        steps), or until stopped."""
         session, train = self.session, self.session.config.train
         members = list(session.members.values())
-        step = min(m.step for m in members)
+        step = session.step  # ensemble steps; each member takes its pace's share of optimizer steps
         saved_step = step
         reason = "done"
         for member in members:
             member.train(True)
-            self.health.start(member, member.step)
+            self.health.start(member, step)
         while step < total_steps:
             self.control.wait_while_paused()
             if self.world is None and self.control.should_stop():
@@ -116,9 +120,13 @@ class Trainer:
             if not active:
                 reason = "failed"
                 break
-            for member in active:
-                if member.step <= step:  # lock-step: a member ahead (resumed after a pause) waits
+            for member in active:  # lock-step: a member ahead (resumed after a pause) waits
+                target = quota(member.config.pace, step + 1)
+                while member.step < target and not self.health.paused(member):
+                    before = member.step
                     self._train_member(member, step + 1)
+                    if member.step == before:  # nothing trained (a failure handled): the next round tries again
+                        break
             step += 1
             if step % train.log_every == 0 or step == total_steps:
                 self.flush_logs(step)

@@ -1,0 +1,52 @@
+"""A member's pace: its optimizer steps per ensemble step, kept exactly through a resume."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from engine.config import RunConfig
+from engine.errors import UserError
+from engine.members.registry import run_config
+from engine.session import Session
+from engine.training.pace import quota, rounds_done
+from tests.training.test_resume import final_weights
+
+
+@pytest.mark.parametrize("pace", [0.05, 0.3, 0.5, 2 / 3, 1.0, 1.5, 2.0, 3.0, 20.0])
+def test_rounds_done_inverts_quota(pace):
+    for steps in range(200):
+        rounds = rounds_done(pace, steps)
+        assert quota(pace, rounds) <= steps < quota(pace, rounds + 1), (pace, steps)
+    assert [quota(pace, r) for r in range(5)] == sorted(quota(pace, r) for r in range(5))
+
+
+def paced(config: RunConfig, paces: dict[str, float]) -> RunConfig:
+    return dataclasses.replace(config, members=tuple(dataclasses.replace(m, pace=paces.get(m.kind, m.pace))
+                                                     for m in config.members))
+
+
+def test_each_member_takes_its_pace_of_steps_and_a_resume_keeps_them(tiny_config, tmp_path):
+    config = paced(tiny_config(["dcgan", "vae"], steps=6, checkpoint_every=3), {"dcgan": 2.0, "vae": 0.5})
+    straight = Session.create(config, tmp_path / "straight")
+    straight.train(6)
+    assert (straight.member("dcgan").step, straight.member("vae").step, straight.step) == (12, 3, 6)
+
+    first = Session.create(config, tmp_path / "split")
+    first.train(3)
+    assert (first.member("dcgan").step, first.member("vae").step, first.step) == (6, 1, 3)
+    resumed = Session.open(tmp_path / "split")
+    assert resumed.step == 3 and resumed.config.member("dcgan").pace == 2.0  # run.json keeps the paces
+    resumed.train(6)
+    assert (resumed.member("dcgan").step, resumed.member("vae").step) == (12, 3)
+    straight_weights, resumed_weights = final_weights(straight), final_weights(resumed)
+    for key, value in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_a_pace_out_of_range_is_refused_with_the_member_named(tiny_config):
+    raw = tiny_config(["dcgan"], steps=2).to_dict()
+    raw["members"][0]["pace"] = 0
+    with pytest.raises(UserError, match=r"\[members.dcgan\] pace"):
+        run_config(raw)
