@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from engine.config import (AUTO, CHANNEL_NAMES, COMPILE_MODES, DEVICES, FASHION_MNIST, MAX_SAMPLES,  # noqa: F401
-                           MIN_EVAL_SAMPLES, OPTIMIZERS, PRECISIONS, DataConfig, Param, TrainConfig)
+                           MIN_EVAL_SAMPLES, PACE_RANGE, OPTIMIZERS, PRECISIONS, DataConfig, Param, TrainConfig)
 from engine.errors import UserError
 from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
 
@@ -38,6 +38,7 @@ class MemberSpec:
     can_score: bool
     can_vary: str = ""            # "latent", "image" or "" (engine/members/base.py)
     can_interpolate: bool = False
+    pace: float = 1.0             # optimizer steps per ensemble step (engine/training/pace.py)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def member_specs() -> dict[str, MemberSpec]:
                                  {"name": optim.name, "lr": optim.lr, "betas": list(optim.betas),
                                   "momentum": optim.momentum, "weight_decay": optim.weight_decay},
                                  cls.default_batch_size, cls.can_sample, cls.can_score, cls.can_vary,
-                                 cls.can_interpolate)
+                                 cls.can_interpolate, cls.default_pace)
     return specs
 
 

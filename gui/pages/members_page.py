@@ -31,7 +31,8 @@ class MembersPage(QWidget):
         self.banner.setWordWrap(True)
         self.banner.hide()
         top = QHBoxLayout()
-        intro = QLabel("Members train side by side on the same data and the same number of steps.")
+        intro = QLabel("Members train side by side on the same data; at each step of the run a member takes "
+                       "its pace of optimizer steps.")
         intro.setWordWrap(True)
         top.addWidget(intro, 1)
         top.addWidget(self.kind)

@@ -10,14 +10,14 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
-from gui.catalog import OPTIMIZERS, MemberSpec, UserError, validate_member
+from gui.catalog import OPTIMIZERS, PACE_RANGE, MemberSpec, UserError, validate_member
 from gui.widgets.param_form import ParamForm
 
 INVALID_STYLE = "border: 1px solid #d9534f;"
 # the engine's config-file names of the fields → the labels this editor shows
 FIELD_LABELS = (("optim lr", "learning rate"), ("optim betas[0]", "beta 1"), ("optim betas[1]", "beta 2"),
                 ("optim betas", "betas"), ("optim momentum", "momentum"), ("optim weight_decay", "weight decay"),
-                ("optim name", "optimizer"), ("batch_size", "batch size"))
+                ("optim name", "optimizer"), ("batch_size", "batch size"), ("pace", "pace"))
 BOUNDS = ((r"must be > ", "must be greater than "), (r"must be >= ", "must be at least "),
           (r"must be <= ", "must be at most "))
 
@@ -54,8 +54,13 @@ class MemberEditor(QGroupBox):
         self.momentum = QLineEdit()
         self.weight_decay = QLineEdit()
         self.batch_size = QLineEdit()
+        self.pace = QLineEdit()
         self.lr.setPlaceholderText("> 0, e.g. 2e-4")
         self.batch_size.setPlaceholderText("1 – 65536")
+        low, high = PACE_RANGE
+        self.pace.setPlaceholderText(f"{low:g} – {high:g}")
+        self.pace.setToolTip("optimizer steps this member takes per step of the run: above 1 for a cheap member "
+                             "that keeps improving, below 1 for one that gains little from more")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip(f"remove {spec.kind} from this run")
         self.params = ParamForm(spec.params, style="text")
@@ -77,6 +82,7 @@ class MemberEditor(QGroupBox):
         optim_form.addRow("momentum", self.momentum)
         optim_form.addRow("weight decay", self.weight_decay)
         optim_form.addRow("batch size", self.batch_size)
+        optim_form.addRow("pace", self.pace)
         self._optim_form = optim_form
         columns = QHBoxLayout()
         columns.addLayout(optim_form, 1)
@@ -89,7 +95,7 @@ class MemberEditor(QGroupBox):
         layout.addLayout(columns)
         layout.addWidget(self.error_label)
 
-        self.set_config({"optim": spec.optim, "batch_size": spec.batch_size})
+        self.set_config({"optim": spec.optim, "batch_size": spec.batch_size, "pace": spec.pace})
         self.optimizer.currentTextChanged.connect(self._optimizer_changed)
         for edit in self._edits():
             edit.editingFinished.connect(self.sig_changed)
@@ -98,7 +104,7 @@ class MemberEditor(QGroupBox):
         self._optimizer_changed(self.optimizer.currentText())
 
     def _edits(self) -> list[QLineEdit]:
-        return [self.lr, self.beta1, self.beta2, self.momentum, self.weight_decay, self.batch_size]
+        return [self.lr, self.beta1, self.beta2, self.momentum, self.weight_decay, self.batch_size, self.pace]
 
     def _optimizer_changed(self, name: str) -> None:
         sgd = name == "sgd"
@@ -115,6 +121,7 @@ class MemberEditor(QGroupBox):
                       "betas": [self.beta1.text().strip(), self.beta2.text().strip()],
                       "momentum": self.momentum.text().strip(), "weight_decay": self.weight_decay.text().strip()},
             "batch_size": self.batch_size.text().strip(),
+            "pace": self.pace.text().strip(),
             "params": self.params.values(),
         }
 
@@ -133,6 +140,8 @@ class MemberEditor(QGroupBox):
             self.weight_decay.setText(_number_text(optim["weight_decay"]))
         if "batch_size" in config:
             self.batch_size.setText(str(config["batch_size"]))
+        if "pace" in config:
+            self.pace.setText(_number_text(float(config["pace"])))
         if config.get("params"):
             self.params.set_values(dict(config["params"]))
 
@@ -159,7 +168,7 @@ class MemberEditor(QGroupBox):
     def _field_named_in(self, message: str) -> QWidget | None:
         checks = [(" lr ", self.lr), ("betas[0]", self.beta1), ("betas[1]", self.beta2), (" betas ", self.beta1),
                   (" momentum", self.momentum), ("weight_decay", self.weight_decay),
-                  ("batch_size", self.batch_size)]
+                  ("batch_size", self.batch_size), (" pace ", self.pace)]
         padded = f" {message} "
         for needle, field in checks:
             if needle in padded:
@@ -180,4 +189,4 @@ class MemberEditor(QGroupBox):
 def _describe(spec: MemberSpec) -> str:
     if not spec.can_sample:
         return "Scores realism and supplies the evaluation features; makes no images."
-    return "Makes images; trained on the same data and steps as the others."
+    return "Makes images; trained on the same data as the others, at its own pace of steps."

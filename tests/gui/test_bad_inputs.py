@@ -67,9 +67,16 @@ def test_learning_rate_of_zero_or_text_is_refused_with_the_reason(qtbot, tiny_np
     assert "d9534f" in editor.batch_size.styleSheet() and editor.lr.styleSheet() == ""
 
     editor.batch_size.setText("16")
-    editor.batch_size.editingFinished.emit()
+    editor.pace.setText("0")
+    editor.pace.editingFinished.emit()
+    assert "DCGAN: pace must be at least 0.05, got '0'" in editor.error_label.text()
+    assert "d9534f" in editor.pace.styleSheet() and editor.batch_size.styleSheet() == ""
+
+    editor.pace.setText("2.5")
+    editor.pace.editingFinished.emit()
     assert editor.valid and not editor.error_label.isVisibleTo(editor) and editor.lr.styleSheet() == ""
-    assert window.members_page.validate_all()[0]["optim"]["lr"] == 0.001
+    settings = window.members_page.validate_all()[0]
+    assert settings["optim"]["lr"] == 0.001 and settings["pace"] == 2.5
     window.close()
 
 
