@@ -72,14 +72,14 @@ def equal_compute_rows(session: Session, report: EvalReport, train_seconds: floa
         print(f"equal compute: {kind} alone for {train_seconds:.0f} s", file=sys.stderr)
         solo, spent = train_alone(session, kind, train_seconds, root / f"{kind}-alone")
         own = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps)).members[kind]
-        rows.append(AloneRow(kind, solo.member(kind).step, spent, own))
         member = solo.member(kind)
+        rows.append(AloneRow(kind, member.step, spent, own))
         if member.can_be_guided and fusion_row.samples_per_s > 0:
             ratio = own.samples_per_s / fusion_row.samples_per_s
             steps = min(MAX_SAMPLE_STEPS, max(member.p["sample_steps"], round(member.p["sample_steps"] * ratio)))
             member.config = dataclasses.replace(member.config, params={**member.config.params, "sample_steps": steps})
             longer = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps))
-            rows.append(AloneRow(kind, solo.member(kind).step, spent, longer.members[kind], sample_steps=steps))
+            rows.append(AloneRow(kind, member.step, spent, longer.members[kind], sample_steps=steps))
     return rows
 
 
