@@ -35,7 +35,7 @@ def build_parser() -> Parser:
     train.add_argument("--data", help="'fashion-mnist', an image folder or an .npz of uint8 images")
     train.add_argument("--members", help="comma-separated member kinds (default: every registered kind: "
                                          "dcgan,vae,diffusion,judge)")
-    train.add_argument("--steps", type=_int, help=f"optimizer steps per member (default {TrainConfig.steps})")
+    train.add_argument("--steps", type=_int, help=f"ensemble steps: each member takes its pace × them (default {TrainConfig.steps})")
     train.add_argument("--out", required=True, type=Path, help="run folder to create")
     train.add_argument("--device", choices=DEVICES)
     train.add_argument("--seed", type=_int)
@@ -145,6 +145,8 @@ def build_parser() -> Parser:
     bench.add_argument("--run", type=Path, help="quality: reuse this trained run instead of training (with "
                                                 "--equal-compute: its checkpoint's recorded training time)")
     bench.add_argument("--fusions", help="quality: comma-separated rows of the evaluation plan (default: all)")
+    bench.add_argument("--n", type=_int, help="quality: samples per row (default 10,000 on Fashion-MNIST, "
+                                              "2,000 on a folder)")
     bench.add_argument("--equal-compute", action="store_true",
                        help="quality: also train each generator alone for the ensemble's training time, and "
                             "sample the diffusion alone with the fusion's sampling time (about 4× as long)")

@@ -116,6 +116,7 @@ class SelfTest:
     def train(self) -> str:
         from engine.members.registry import run_config
         from engine.session import Session
+        from engine.training.pace import quota
 
         config = run_config(tiny_config(self.steps, self.device))
         session = Session.create(config, self.folder / "run")
@@ -123,7 +124,8 @@ class SelfTest:
         _require(finished.reason == "done" and not finished.save_error,
                  f"training ended {finished.reason!r} at step {finished.step} {finished.save_error}")
         steps = {name: member.step for name, member in session.members.items()}
-        _require(all(s == self.steps for s in steps.values()), f"member steps {steps}")
+        owed = {name: quota(member.config.pace, self.steps) for name, member in session.members.items()}
+        _require(steps == owed, f"member steps {steps}, expected {owed} (their paces)")
         self.session = session
         return f"{', '.join(steps)} to step {self.steps} on {len(session.data.images)} images ({session.device})"
 
@@ -346,7 +348,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chorus --self-test",
                                      description="Check that this build trains, samples, fuses, evaluates and saves.")
     parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--steps", type=int, default=4, help="training steps per member (at least 2)")
+    parser.add_argument("--steps", type=int, default=4, help="ensemble steps (at least 2; each member takes its pace × them)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
     if args.steps < 2:

@@ -66,7 +66,7 @@ class Smoke:
         bridge.sig_training_ended.connect(self.training_ended)
         self.window.tabs.setCurrentWidget(self.window.training_page)
         self.train_started = time.monotonic()
-        self.say(f"training {self.args.train_steps} steps per member in the trainer child process")
+        self.say(f"training {self.args.train_steps} ensemble steps in the trainer child process")
         self.window.data_page.sig_error.connect(self.data_failed)
         self.window.start_training(self.args.train_steps)
         if not bridge.training and not self.window.start_pending:  # pending: it starts once the data is read
@@ -107,7 +107,7 @@ class Smoke:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chorus --smoke-gui", description=__doc__.splitlines()[0])
-    parser.add_argument("--train-steps", type=int, default=0, help="train this many steps per member, then close")
+    parser.add_argument("--train-steps", type=int, default=0, help="train this many ensemble steps, then close")
     parser.add_argument("--screenshot", type=Path, help="save the window as this PNG (and -training.png)")
     parser.add_argument("--timeout", type=float, default=300.0, help="fail after this many seconds")
     args = parser.parse_args(argv)

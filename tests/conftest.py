@@ -56,10 +56,12 @@ def tiny_npz(tmp_path: Path) -> Path:
 
 
 def tiny_config_dict(source: Path | str, members=None, **train: Any) -> dict:
-    """A run of ``members`` (default: every registered kind) with their tiny parameters."""
+    """A run of ``members`` (default: every registered kind) with their tiny parameters, each taking
+    one step per ensemble step (the members' default paces are checked in tests/training/test_pace.py)."""
     return {
         "data": {"source": str(source), "size": 16, "channels": 1},
-        "members": [{"kind": k, "batch_size": 16, "params": tiny_params(k)} for k in members or registered_kinds()],
+        "members": [{"kind": k, "batch_size": 16, "pace": 1.0, "params": tiny_params(k)}
+                    for k in members or registered_kinds()],
         "train": {"steps": 40, "seed": 0, "device": "cpu", "log_every": 1, "checkpoint_every": 20,
                   "preview_every": 1000, **train},
     }

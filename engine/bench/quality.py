@@ -2,9 +2,9 @@
 
 Fashion-MNIST (the reference: its 10,000 test images, n = 10,000 samples), or ``--data emoji`` (the
 public artist-style folder of engine/bench/emoji.py; 32 px RGBA by default; the reference: its
-held-out images, n = 2,000) or any folder; every member trains the same number of optimizer steps;
-the evaluation judge (fixed seed, cached) supplies the features. Prints a Markdown table and writes
-JSON. ``--quick`` only checks that the pipeline works.
+held-out images, n = 2,000) or any folder; every member trains its pace of the ensemble's steps
+(engine/training/pace.py); the evaluation judge (fixed seed, cached) supplies the features. Prints a
+Markdown table and writes JSON. ``--quick`` only checks that the pipeline works.
 """
 from __future__ import annotations
 
@@ -73,6 +73,9 @@ def bench_config(budget: Budget, device: str, data: dict | None = None) -> RunCo
 
 def main(args) -> int:
     budget = QUICK if args.quick else FULL
+    asked_n = getattr(args, "n", None)
+    if asked_n is not None and asked_n < 1:
+        raise UserError(f"--n must be at least 1, got {asked_n}")  # before any training
     started = time.perf_counter()
     if args.run:
         session = Session.open(args.run, args.device)
@@ -82,11 +85,14 @@ def main(args) -> int:
         out = Path("runs") / f"bench-quality-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}"
         session = Session.create(bench_config(budget, args.device, data), out)
         print(session.data.report, file=sys.stderr)
-        print(f"training dcgan, vae, diffusion, judge for {budget.steps} steps each into {out}", file=sys.stderr)
+        paces = ", ".join(f"{m.kind} ×{m.pace:g}" for m in session.config.members)
+        print(f"training {budget.steps} ensemble steps ({paces} optimizer steps each) into {out}", file=sys.stderr)
         session.train(budget.steps)
         train_seconds = time.perf_counter() - started
     if session.config.data.source != FASHION_MNIST and not args.quick:
         budget = dataclasses.replace(budget, n=FOLDER_N)
+    if asked_n is not None:
+        budget = dataclasses.replace(budget, n=asked_n)
     eval_started = time.perf_counter()
     report = evaluate(session, budget.n, fusion_plan(getattr(args, "fusions", None)),
                       judge_recipe=JudgeRecipe(steps=budget.judge_steps),

@@ -47,6 +47,7 @@ class DCGAN(Member):
               help="D sees the spread of features across a group of images: collapse is penalised"),
         CLASSES_PARAM,
     )
+    default_pace = 2.0  # optimizer steps per ensemble step: measured (docs/quality.md, § Pace)
     default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
     tiny_params = {"width": 8, "latent": 16}
     sized = {"width": 32}  # measured at 28 and 32 px (docs/quality.md); engine/members/sizing.py

@@ -121,6 +121,7 @@ class Diffusion(Member):
               help="EMA of the UNet used for sampling: its half-life in training images (0: none)"),
         CLASSES_PARAM,
     )
+    default_pace = 0.5  # optimizer steps per ensemble step: measured (docs/quality.md, § Pace)
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
     can_be_guided = True

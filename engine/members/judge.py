@@ -40,6 +40,7 @@ class JudgeNet(nn.Module):
 class Judge(Member):
     kind = "judge"
     title = "Judge CNN"
+    default_pace = 0.5  # optimizer steps per ensemble step: measured (docs/quality.md, § Pace)
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     can_sample = False
     can_score = True

@@ -62,6 +62,7 @@ class VAE(Member):
                    "codes: sharper, measured better) or standard (N(0, I)); auto is fitted in new runs"),
         CLASSES_PARAM,
     )
+    default_pace = 0.5  # optimizer steps per ensemble step: measured (docs/quality.md, § Pace)
     default_optim = OptimConfig(name="adam", lr=1e-3, betas=(0.9, 0.999))
     tiny_params = {"width": 8, "latent": 8}
     sized = {"width": 32}  # measured at 28 and 32 px (docs/quality.md); engine/members/sizing.py

@@ -126,7 +126,7 @@ class TrainingPage(QWidget):
             buttons.addWidget(button)
         settings = QGroupBox("Run")
         form = QFormLayout(settings)
-        form.addRow("steps per member", self.steps)
+        form.addRow("ensemble steps", self.steps)
         form.addRow("seed", self.seed)
         form.addRow("device", self.device)
         form.addRow("precision", self.precision)

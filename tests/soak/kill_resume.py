@@ -130,16 +130,19 @@ def inspect(run: Path) -> tuple[int, int]:
 
 
 def verify_complete(run: Path, steps: int) -> dict[tuple[str, int], dict[str, float]]:
-    """Every step logged exactly once per member, and the final checkpoint loads at ``steps``."""
+    """Every ensemble step in which a member trained (all of them at pace ≥ 1) logged exactly once for
+    it, and the final checkpoint loads at ``steps``."""
     from engine.session import Session
     from engine.store.run_folder import RunFolder
+    from engine.training.pace import quota
 
     records = RunFolder.open(run).read_metrics()
+    session = Session.open(run, "cpu", with_data=False)
     for kind in MEMBERS:
         logged = [r["step"] for r in records if r["member"] == kind]
-        if logged != list(range(1, steps + 1)):
+        pace = session.config.member(kind).pace
+        if logged != [s for s in range(1, steps + 1) if quota(pace, s) > quota(pace, s - 1)]:  # it trained
             raise AssertionError(f"{run}: {kind} logged steps {logged[:5]}…{logged[-5:]} (n={len(logged)})")
-    session = Session.open(run, "cpu", with_data=False)
     if session.step != steps or session.checkpoint.name != f"step-{steps:07d}":
         raise AssertionError(f"{run}: final checkpoint {session.checkpoint} at step {session.step}")
     return {(r["member"], r["step"]): {k: v for k, v in r.items() if k not in ("member", "step", "time")}

@@ -50,3 +50,20 @@ def test_a_pace_out_of_range_is_refused_with_the_member_named(tiny_config):
     raw["members"][0]["pace"] = 0
     with pytest.raises(UserError, match=r"\[members.dcgan\] pace"):
         run_config(raw)
+
+
+def test_a_member_given_no_pace_takes_its_class_default_and_a_run_follows_them(tiny_npz, tmp_path):
+    from engine.members.registry import member_class
+    from tests.conftest import tiny_config_dict
+
+    raw = tiny_config_dict(tiny_npz, steps=4, checkpoint_every=4)
+    for member in raw["members"]:
+        del member["pace"]
+    config = run_config(raw)
+    assert {m.kind: m.pace for m in config.members} == {m.kind: member_class(m.kind).default_pace
+                                                         for m in config.members}
+    assert config.member("dcgan").pace > 1 > config.member("diffusion").pace  # the measured split
+    session = Session.create(config, tmp_path / "run")
+    session.train(4)
+    assert {k: m.step for k, m in session.members.items()} == {m.kind: quota(m.pace, 4) for m in config.members}
+    assert session.step == 4
