@@ -76,7 +76,7 @@ def main(args) -> int:
         for setting in SETTINGS:
             config = run_config({
                 "data": {"source": str(folder), **EMOJI_SHAPE, "holdout": HOLDOUT},
-                "members": [{"kind": "dcgan", "params": {"augment": setting}}],
+                "members": [{"kind": "dcgan", "pace": 1.0, "params": {"augment": setting}}],
                 "train": {"steps": budget.steps, "seed": seed, "device": args.device, "log_every": 50,
                           "checkpoint_every": budget.steps, "keep_checkpoints": 1, "preview_every": budget.steps}})
             out = Path("runs") / f"bench-augment-{time.strftime('%Y%m%d-%H%M%S')}-{setting}-seed{seed}"

@@ -32,7 +32,8 @@ from engine.training.events import MemberFailed
 def config_for(kinds, steps: int, device: str) -> RunConfig:
     return run_config({
         "data": {"source": FASHION_MNIST, "size": 28, "channels": 1},
-        "members": [{"kind": k} for k in kinds],
+        # pace 1: one optimizer step per trainer step, the bare loops' unit
+        "members": [{"kind": k, "pace": 1.0} for k in kinds],
         "train": {"steps": steps, "seed": 0, "device": device, "log_every": 10,
                   "checkpoint_every": 10**9, "preview_every": 10**9},
     })
