@@ -60,19 +60,20 @@ class ChildDone:
 
 
 class ReportingControl(Control):
-    """A Control that says on the queue when the trainer actually pauses and resumes."""
+    """A Control that says on the queue when the trainer actually pauses and resumes, and at which
+    ensemble step (the trainer's own: members' step counts cannot tell it when a pace is below 1)."""
 
-    def __init__(self, stop, pause, resume, report, step_of):
+    def __init__(self, stop, pause, resume, report):
         super().__init__(stop=stop, pause=pause, resume=resume)
-        self._report, self._step_of = report, step_of
+        self._report = report
 
-    def wait_while_paused(self) -> None:
+    def wait_while_paused(self, step: int = 0) -> None:
         if not self.pause.is_set() or self.stop.is_set():
             return
-        self._report(Paused(self._step_of()))
-        super().wait_while_paused()
+        self._report(Paused(step))
+        super().wait_while_paused(step)
         if not self.stop.is_set():
-            self._report(Resumed(self._step_of()))
+            self._report(Resumed(step))
 
 
 def run_child(job: TrainJob, queue, stop, pause, resume) -> None:
@@ -107,9 +108,7 @@ def _train(job: TrainJob, queue, stop, pause, resume) -> None:
     else:
         session = Session.create(run_config(job.config or {}), job.out, job.device)
     queue.put(ChildStarted(str(session.run.path), session.step, job.steps, tuple(session.notes)))
-    # the loop's step is the members' (a member paused after failures lags behind: not the minimum)
-    control = ReportingControl(stop, pause, resume, queue.put,
-                               lambda: max(session.member_rounds().values()))
+    control = ReportingControl(stop, pause, resume, queue.put)
     session.train(job.steps, callbacks=[queue.put], control=control)
 
 

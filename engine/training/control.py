@@ -26,8 +26,9 @@ class Control:
     def should_stop(self) -> bool:
         return self.stop.is_set()
 
-    def wait_while_paused(self) -> None:
-        """Block while paused; return at once on resume or stop (no polling loop on the hot path)."""
+    def wait_while_paused(self, step: int = 0) -> None:
+        """Block while paused at ensemble ``step``; return at once on resume or stop (no polling loop
+        on the hot path)."""
         while self.pause.is_set() and not self.stop.is_set():
             self.resume.wait(0.1)
 

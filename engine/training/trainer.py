@@ -112,7 +112,7 @@ class Trainer:
             member.train(True)
             self.health.start(member, step)
         while step < total_steps:
-            self.control.wait_while_paused()
+            self.control.wait_while_paused(step)
             if self.world is None and self.control.should_stop():
                 reason = "stopped"
                 break
