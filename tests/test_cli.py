@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def write_config(tmp_path, members=("dcgan", "vae", "diffusion")):
     lines = []
     for kind in members:
-        lines.append(f"[members.{kind}]\nbatch_size = 16")
+        lines.append(f"[members.{kind}]\nbatch_size = 16\npace = 1.0")  # one step per ensemble step
         lines.append(f"[members.{kind}.params]")
         lines += [f"{k} = {v}" for k, v in tiny_params(kind).items()]
     path = tmp_path / "tiny.toml"
