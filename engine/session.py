@@ -76,9 +76,6 @@ class Session:
             for member in self.members.values():
                 attach(member, world, member_seed(train.seed, member.name))
         self.checkpoint: Path | None = None
-        # the ensemble steps the trainer has run, as a checkpoint records them (the members' step counts
-        # cannot tell them when every pace is below 1: 3 steps at pace ½ are 6 or 7 ensemble steps)
-        self._rounds = 0
         self._elapsed_before = 0.0
         self._started = time.perf_counter()
 
@@ -155,7 +152,6 @@ class Session:
                 first = _first_reason(exc)
                 raise UserError(f"checkpoint {path / (name + '.safetensors')} does not fit member "
                                 f"{name!r} of this run: {first}") from None
-        self._rounds = _checkpoint_step(meta, path)
         self._elapsed_before = float(meta.get("elapsed", 0.0))
         self._started = time.perf_counter()
         self.checkpoint = path
@@ -176,17 +172,12 @@ class Session:
 
     @property
     def step(self) -> int:
-        """The ensemble steps every member has completed (each at its own pace): the trainer's count,
-        or less while a member is behind (one that failed and sat out gets its turn on a resume)."""
+        """The ensemble steps every member has completed (each at its own pace)."""
         return min(self.member_rounds().values())
 
     def member_rounds(self) -> dict[str, int]:
-        """Each member's completed ensemble steps: its optimizer steps ÷ its pace, at most the run's."""
-        return {name: min(self._rounds, rounds_done(m.config.pace, m.step)) for name, m in self.members.items()}
-
-    def advance(self, step: int) -> None:
-        """The trainer has run ensemble step ``step``."""
-        self._rounds = step
+        """Each member's completed ensemble steps: its optimizer steps ÷ its pace."""
+        return {name: rounds_done(m.config.pace, m.step) for name, m in self.members.items()}
 
     # -- training and sampling -----------------------------------------------------------------
     def train(self, total_steps: int, callbacks: list[Callback] | None = None,
@@ -255,18 +246,6 @@ def _check_batches(config: RunConfig, data: LoadedData) -> LoadedData:
     note = (f"Note: fewer images ({len(data.images)}) than one batch ({largest}); batches are drawn "
             "with replacement, so images repeat within a batch.")
     return dataclasses.replace(data, report=data.report.rstrip() + "\n" + note)
-
-
-def _checkpoint_step(meta: dict, path: Path) -> int:
-    """The ensemble step a checkpoint was saved at: its state.json says, else its folder's name."""
-    step = meta.get("step")
-    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
-        return step
-    named = STEP_DIR.match(path.name)
-    if named is None:
-        raise UserError(f"checkpoint {path} does not say its step (state.json has none and the folder "
-                        "is not named step-NNNNNNN)")
-    return int(named.group(1))
 
 
 def _first_reason(exc: BaseException) -> str:

@@ -25,6 +25,9 @@ def quota(pace: float, rounds: int) -> int:
 
 def rounds_done(pace: float, steps: int) -> int:
     """The ensemble steps a member of ``pace`` has completed with ``steps`` optimizer steps: the most
-    rounds whose quota is at most ``steps``."""
+    rounds whose quota is at most ``steps``; none before its first step (a new run is at step 0, even
+    when every member's pace is below 1 and its first round asks no step of it)."""
+    if steps == 0:
+        return 0
     p = _fraction(pace)
     return ((steps + 1) * p.denominator - 1) // p.numerator
