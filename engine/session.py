@@ -26,7 +26,7 @@ from engine.store.checkpoints import (STEP_DIR, CheckpointDamaged, list_checkpoi
 from engine.store.run_folder import RunFolder
 from engine.training.control import Control
 from engine.training.events import Finished
-from engine.training.pace import rounds_done
+from engine.training.pace import quota, rounds_done
 from engine.training.step_graph import StepGraphs
 from engine.training.trainer import Callback, Trainer
 
@@ -76,6 +76,9 @@ class Session:
             for member in self.members.values():
                 attach(member, world, member_seed(train.seed, member.name))
         self.checkpoint: Path | None = None
+        # the ensemble steps the trainer has run (a checkpoint records them): the members' step counts
+        # cannot tell them apart when every pace is below 1 (3 steps at pace ½ are 6 or 7 ensemble steps)
+        self._rounds: int | None = None
         self._elapsed_before = 0.0
         self._started = time.perf_counter()
 
@@ -152,6 +155,8 @@ class Session:
                 first = _first_reason(exc)
                 raise UserError(f"checkpoint {path / (name + '.safetensors')} does not fit member "
                                 f"{name!r} of this run: {first}") from None
+        recorded = meta.get("step")
+        self._rounds = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None
         self._elapsed_before = float(meta.get("elapsed", 0.0))
         self._started = time.perf_counter()
         self.checkpoint = path
@@ -172,8 +177,18 @@ class Session:
 
     @property
     def step(self) -> int:
-        """The ensemble steps every member has completed (each at its own pace)."""
+        """The ensemble steps every member has completed (each at its own pace): the trainer's own
+        count (or the checkpoint's) while every member's optimizer steps agree with it, otherwise the
+        fewest rounds the members' steps allow (a member that failed and sat out is behind; members
+        stepped outside the trainer, as the speed bench does, are ahead)."""
+        rounds = self._rounds
+        if rounds is not None and all(quota(m.config.pace, rounds) == m.step for m in self.members.values()):
+            return rounds
         return min(self.member_rounds().values())
+
+    def advance(self, step: int) -> None:
+        """The trainer has run ensemble step ``step``."""
+        self._rounds = step
 
     def member_rounds(self) -> dict[str, int]:
         """Each member's completed ensemble steps: its optimizer steps ÷ its pace."""

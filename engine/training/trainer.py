@@ -128,6 +128,7 @@ class Trainer:
                     if member.step == before:  # nothing trained (a failure handled): the next round tries again
                         break
             step += 1
+            session.advance(step)
             if step % train.log_every == 0 or step == total_steps:
                 self.flush_logs(step)
                 if self.world is not None and self._stop_agreed():  # all ranks stop at the same step

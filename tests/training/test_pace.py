@@ -68,3 +68,32 @@ def test_a_member_given_no_pace_takes_its_class_default_and_a_run_follows_them(t
     session.train(4)
     assert {k: m.step for k, m in session.members.items()} == {m.kind: quota(m.pace, 4) for m in config.members}
     assert session.step == 4
+
+
+@pytest.mark.parametrize("stopped_at", [0, 1, 2, 3, 6, 7])
+def test_a_run_of_slow_members_reopens_at_the_step_it_was_saved_at(tiny_config, tmp_path, stopped_at):
+    """Three optimizer steps at pace ½ are six or seven ensemble steps: the checkpoint says which."""
+    config = tiny_config(["vae", "diffusion"], steps=stopped_at, checkpoint_every=1000)
+    raw = config.to_dict()
+    for member in raw["members"]:
+        member["pace"] = 0.5
+    session = Session.create(run_config(raw), tmp_path / "run")
+    assert session.step == 0
+    session.train(stopped_at)
+    assert session.step == stopped_at and session.member("vae").step == stopped_at // 2
+    reopened = Session.open(tmp_path / "run")
+    assert reopened.step == stopped_at and reopened.checkpoint.name == f"step-{stopped_at:07d}"
+    reopened.train(stopped_at + 2)  # goes on as if never stopped: one more step each
+    assert reopened.step == stopped_at + 2 and reopened.member("vae").step == (stopped_at + 2) // 2
+
+
+def test_members_stepped_outside_the_trainer_set_the_step_again(tiny_config, tmp_path):
+    """The speed bench steps a member by hand between trainer calls: the step follows the members."""
+    session = Session.create(tiny_config(["vae"], steps=4, checkpoint_every=1000), tmp_path / "run")
+    session.train(2)
+    vae = session.member("vae")
+    for _ in range(3):
+        vae.train_step(vae.draw_batch(session.dataset, vae.config.batch_size))
+    assert session.step == rounds_done(vae.config.pace, vae.step) == 5
+    session.train(session.step + 1)
+    assert session.step == 6 and vae.step == quota(vae.config.pace, 6)
