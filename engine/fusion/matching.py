@@ -26,16 +26,25 @@ import torch
 from engine.metrics.frechet import frechet_distance
 
 RIDGE = 0.1          # the classifier's L2 penalty (weights on standardised features); 0.01 and 0.1 measured
+QUADRATIC = 8        # principal components whose pairwise products the classifier also sees (0: linear); 4, 8, 12 measured
 GATE = 1.5           # a member takes part if its resampled best is within this × the best member's FD
 MIN_FIT = 64         # the smallest resampled set a member's FD is measured on
 ONE_PASS_POOL = 6    # a member that samples in one network pass draws this many times its pool share
 
 
-def ratio_logits(real: np.ndarray, pool: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+def ratio_logits(real: np.ndarray, pool: np.ndarray, ridge: float = RIDGE, quadratic: int | None = None) -> np.ndarray:
     """log p_real(x) / p_pool(x) for every pool row, up to a constant: a class-balanced logistic
-    regression on standardised features (L-BFGS, deterministic)."""
+    regression (L-BFGS, deterministic) on the standardised features and the pairwise products of
+    their first ``quadratic`` (default ``QUADRATIC``) principal components (a log-ratio quadratic
+    there, as between two Gaussians: resampling moves the spread as well as the mean, and the Fréchet
+    distance measures both)."""
+    quadratic = QUADRATIC if quadratic is None else quadratic
     mean, std = pool.mean(0), pool.std(0) + 1e-6
-    x = torch.as_tensor(np.concatenate([(real - mean) / std, (pool - mean) / std]), dtype=torch.float64)
+    real, pool = (real - mean) / std, (pool - mean) / std
+    if quadratic > 0:
+        basis = principal_axes(np.concatenate([real, pool]), quadratic)
+        real, pool = with_products(real, basis), with_products(pool, basis)
+    x = torch.as_tensor(np.concatenate([real, pool]), dtype=torch.float64)
     y = torch.cat([torch.ones(len(real)), torch.zeros(len(pool))]).double()
     balance = torch.cat([torch.full((len(real),), 0.5 / len(real)), torch.full((len(pool),), 0.5 / len(pool))]).double()
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
@@ -53,6 +62,23 @@ def ratio_logits(real: np.ndarray, pool: np.ndarray, ridge: float = RIDGE) -> np
         solver.step(loss)
     with torch.no_grad():
         return (x[len(real):] @ w + b).numpy()
+
+
+def principal_axes(rows: np.ndarray, count: int) -> np.ndarray:
+    """(D, count): the first ``count`` principal directions of ``rows`` (at most ~5,000 of them,
+    evenly taken), signs fixed so the largest entry of each is positive (deterministic)."""
+    sample = rows[:: max(1, len(rows) // 5000)]
+    _, _, vt = np.linalg.svd(sample - sample.mean(0), full_matrices=False)
+    axes = vt[:count]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])
+    return (axes * signs[:, None]).T
+
+
+def with_products(rows: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``rows`` and, after them, every product y_i·y_j (i ≤ j) of their coordinates y on ``basis``."""
+    y = rows @ basis
+    i, j = np.triu_indices(basis.shape[1])
+    return np.concatenate([rows, y[:, i] * y[:, j]], axis=1)
 
 
 def resample(logits: np.ndarray, count: int, generator: torch.Generator) -> np.ndarray:

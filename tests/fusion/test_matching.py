@@ -44,3 +44,15 @@ def test_the_kept_images_are_closer_to_the_reference_than_the_pool():
     keep = matched_keep(mixed, groups, real, 60, torch.Generator().manual_seed(0), [True])
     assert len(keep) == 60 and len(set(keep.tolist())) == 60
     assert frechet_distance(mixed[keep.numpy()], real) < frechet_distance(mixed, real)
+
+
+def test_a_pool_too_spread_out_is_resampled_to_the_reference_spread():
+    """Same mean, twice the spread: only the quadratic terms can tell (a linear ratio is flat)."""
+    rng = np.random.default_rng(1)
+    real = rng.normal(0.0, 1.0, (400, 6))
+    pool = rng.normal(0.0, 2.0, (4000, 6))
+    draws = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    linear = resample(ratio_logits(real, pool, quadratic=0), 400, draws())
+    quadratic = resample(ratio_logits(real, pool), 400, draws())
+    assert pool[quadratic].std() < 0.8 * pool[linear].std()
+    assert frechet_distance(pool[quadratic], real) < 0.5 * frechet_distance(pool[linear], real)
