@@ -144,8 +144,9 @@ def test_nearest_training_images_are_the_brute_force_nearest_with_file_names_and
     train, query = evaluator.train_features(), evaluator.extract(images)
     for q, found in zip(query, nearest.neighbours):
         brute = np.linalg.norm(train - q, axis=1)
-        assert np.allclose([n.distance for n in found], np.sort(brute)[:3])
-        assert all(np.isclose(brute[n.index], n.distance) for n in found)
+        # float32 distances: an exact copy comes back as 0 or as ~1e-8, depending on the CPU's kernels
+        assert np.allclose([n.distance for n in found], np.sort(brute)[:3], atol=1e-6)
+        assert all(np.isclose(brute[n.index], n.distance, atol=1e-6) for n in found)
         assert all(n.name == Path(session.data.paths[n.index]).name and n.name.endswith(".png") for n in found)
     assert [nearest.neighbours[5][0].index, nearest.neighbours[6][0].index] == [7, 42]
     assert nearest.likely_copy is not None and nearest.likely_copy[5:] == (True, True)

@@ -15,7 +15,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from engine.data.dataset import Batch
-from engine.members.base import Member, make_optimizer
+from engine.members.base import Member
+from engine.members.optimizers import make_optimizer
 
 StepFn = Callable[[torch.Tensor, torch.Tensor | None], None]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator, Mapping
@@ -24,10 +23,11 @@ from engine.config import DataConfig, MemberConfig, OptimConfig, Param
 from engine.data.dataset import Batch, DeviceDataset
 from engine.errors import UserError
 from engine.members.classes import ClassCounts, asked_labels, is_conditioned, settle_classes
+from engine.members.ema import EMA_RAMPUP, ema_beta, half_life_of
+from engine.members.latents import latent_neighbours, slerp_path
+from engine.members.optimizers import apply_fast_flags, check_optimizer_shapes, make_optimizer
 from engine.members.sizing import settle_sizes
 
-EMA_RAMPUP = 0.05  # an EMA's half-life is at most this share of the images seen so far
-EMA_HALF_LIFE = 10_000  # images: the members' default (StyleGAN2-ADA's is 10k–20k)
 NOISE_BLOCK = 64
 
 
@@ -350,8 +350,8 @@ class Member(ABC):
             net.load_state_dict(nets[name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(optims[name])
-            _check_optimizer_shapes(name, opt)
-            _apply_fast_flags(opt, self.fast.fused_optimizer, self.capturable)
+            check_optimizer_shapes(name, opt)
+            apply_fast_flags(opt, self.fast.fused_optimizer, self.capturable)
         self.state_version += 1
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -374,125 +374,8 @@ class Member(ABC):
             net.train(mode)
 
 
-def _check_optimizer_shapes(name: str, optimizer: torch.optim.Optimizer) -> None:
-    """torch loads optimizer state of any shape; a mismatch would only fail at the next step."""
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            for key, value in optimizer.state.get(param, {}).items():
-                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                    raise ValueError(f"optimizer {name!r} state {key!r} has shape {tuple(value.shape)} "
-                                     f"for a parameter of shape {tuple(param.shape)}")
-
-
-def make_optimizer(config: OptimConfig, params, fused: bool = False,
-                   capturable: bool = False) -> torch.optim.Optimizer:
-    """``fused``: one kernel per step for all parameters (CUDA); otherwise torch's default (foreach).
-
-    ``capturable``: Adam's step counts stay on the GPU so that a CUDA graph can replay the step (SGD
-    keeps no count and needs nothing).
-    """
-    extra = {"fused": True} if fused else {}
-    if config.name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               **extra)
-    cls = torch.optim.AdamW if config.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
-               **extra, **({"capturable": True} if capturable else {}))
-
-
-def _apply_fast_flags(optimizer: torch.optim.Optimizer, fused: bool, capturable: bool) -> None:
-    """Loading a state dict also loads the saving run's kernel flags (a run saved on the CPU would
-    come back unfused on a GPU): set this member's own, and put Adam's step counts where they go."""
-    for group in optimizer.param_groups:
-        group["fused"] = True if fused else None
-        if fused:
-            group["foreach"] = None
-        if "capturable" in group:
-            group["capturable"] = capturable
-        for param in group["params"]:
-            state = optimizer.state.get(param, {})
-            for key, value in state.items():  # moments in the parameter's own layout (channels_last or not)
-                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
-                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-            step = state.get("step")
-            if isinstance(step, torch.Tensor):
-                on_device = fused or group.get("capturable", False)
-                state["step"] = step.to(param.device if on_device else "cpu", torch.float32)
-
-
-
-
-def half_life_of(decay: Any, batch: int) -> Any:
-    """The half-life in images of a per-step EMA decay (the retired ``ema_decay``) at ``batch``."""
-    if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 <= decay < 1:
-        return decay  # left for validation to refuse with its own message
-    return 0 if decay == 0 else round(batch * math.log(0.5) / math.log(decay))
-
-
-def ema_beta(step: int, half_life: float, batch: int, rampup: float = EMA_RAMPUP) -> float:
-    """The EMA decay at ``step`` for a half-life of ``half_life`` images at ``batch`` images a step:
-    0.5 ** (batch / half), the half-life ramped up as min(half_life, 5 % of the images seen) as in
-    StyleGAN2-ADA (Karras et al. 2020), so a short run's average is not dominated by its first, poor
-    weights (``rampup``: the member's ``ema_rampup``). ``half_life`` 0: no averaging (the EMA copy is
-    the network)."""
-    half = min(half_life, rampup * (step + 1) * batch)
-    return 0.5 ** (batch / half) if half > 0 else 0.0
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, net: nn.Module, beta: float | torch.Tensor) -> None:
-    """EMA of the weights, ema ← beta·ema + (1 − beta)·net (``beta`` from ``ema_beta``: with a
-    warm-up, so a short run is not dominated by the initial weights).
-
-    A tensor ``beta`` (a step graph's) stays on the device: lerp would read it on the host.
-    """
-    # multi-tensor kernels: a handful of launches instead of one per tensor (matters on a GPU)
-    ema_params, net_params = list(ema.parameters()), list(net.parameters())
-    if isinstance(beta, torch.Tensor):
-        torch._foreach_mul_(ema_params, beta)
-        torch._foreach_add_(ema_params, torch._foreach_mul(net_params, 1.0 - beta))
-    else:
-        torch._foreach_lerp_(ema_params, net_params, 1.0 - beta)
-    buffers = list(ema.buffers())
-    if buffers:
-        torch._foreach_copy_(buffers, list(net.buffers()))
-
-
-def slerp_path(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """``steps`` latents on the great circle from ``a`` to ``b`` (spherical interpolation: every point
-    keeps the norm a Gaussian latent has, where a straight line would pass through its unlikely
-    centre); the first is ``a`` and the last ``b``, exactly."""
-    if steps < 2:
-        raise UserError(f"an interpolation needs at least 2 steps, got {steps}")
-    flat_a, flat_b = a.flatten().double(), b.flatten().double()
-    cos = torch.dot(flat_a, flat_b) / (flat_a.norm() * flat_b.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64, device=a.device)
-    if float(torch.sin(omega)) < 1e-6:  # (nearly) parallel: a straight line is the same path
-        wa, wb = 1 - t, t
-    else:
-        wa, wb = torch.sin((1 - t) * omega) / torch.sin(omega), torch.sin(t * omega) / torch.sin(omega)
-    path = (wa[:, None] * flat_a + wb[:, None] * flat_b).to(a.dtype).reshape(steps, *a.shape)
-    path[0], path[-1] = a, b
-    return path
-
-
-def latent_neighbours(latent: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tensor:
-    """cos(s·π/2)·z + sin(s·π/2)·ε for each row ε of ``noise``: a Gaussian latent stays one (unit
-    variance), strength 0 gives ``latent`` itself exactly and 1 fresh latents."""
-    if not 0.0 <= strength <= 1.0:
-        raise UserError(f"--strength must be between 0 and 1, got {strength}")
-    angle = strength * math.pi / 2
-    return math.cos(angle) * latent[None] + math.sin(angle) * noise
-
-
 def needs_latent(member: Member, latent: torch.Tensor | None) -> torch.Tensor:
     if latent is None:
         raise UserError(f"{member.name}'s variations start from the image's latent, which is not known for "
                         "this image (only for images the member made itself, or a mixture or vote picked)")
     return latent
-
-
-def in_chunks(n: int, chunk: int):
-    for start in range(0, n, chunk):
-        yield slice(start, min(n, start + chunk))

@@ -13,7 +13,9 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AUGMENT_BELOW, AdaptiveAugment
-from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_ema
+from engine.members.base import Loss, Member
+from engine.members.ema import EMA_HALF_LIFE, update_ema
+from engine.members.latents import in_chunks
 from engine.members.classes import CLASSES_PARAM
 from engine.members.nets import ClassInput, Decoder, Encoder
 

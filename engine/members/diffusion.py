@@ -18,7 +18,9 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
-from engine.members.base import EMA_HALF_LIFE, Loss, Member, in_chunks, update_ema
+from engine.members.base import Loss, Member
+from engine.members.ema import EMA_HALF_LIFE, update_ema
+from engine.members.latents import in_chunks
 from engine.members.classes import CLASSES_PARAM
 
 LABEL_DROPOUT = 0.1  # share of training images shown without their class: the unconditional model CFG needs

@@ -16,7 +16,8 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AUGMENT_BELOW, JUDGE_P, AdaptiveAugment
-from engine.members.base import Loss, Member, in_chunks
+from engine.members.base import Loss, Member
+from engine.members.latents import in_chunks
 from engine.members.classes import check_label
 
 ROTATIONS = 4

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from engine.members.base import EMA_HALF_LIFE, ema_beta
+from engine.members.ema import EMA_HALF_LIFE, ema_beta
 from engine.members.registry import MEMBERS
 
 
