@@ -14,9 +14,9 @@ from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AUGMENT_BELOW, AdaptiveAugment
 from engine.members.base import Loss, Member
+from engine.members.classes import CLASSES_PARAM
 from engine.members.ema import EMA_HALF_LIFE, update_ema
 from engine.members.latents import in_chunks
-from engine.members.classes import CLASSES_PARAM
 from engine.members.nets import ClassInput, Decoder, Encoder
 
 

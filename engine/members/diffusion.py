@@ -19,9 +19,9 @@ from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
 from engine.members.base import Loss, Member
+from engine.members.classes import CLASSES_PARAM
 from engine.members.ema import EMA_HALF_LIFE, update_ema
 from engine.members.latents import in_chunks
-from engine.members.classes import CLASSES_PARAM
 
 LABEL_DROPOUT = 0.1  # share of training images shown without their class: the unconditional model CFG needs
 # classifier-free guidance when a class is asked for: on Fashion-MNIST the evaluation judge called 94 %

@@ -17,8 +17,8 @@ from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.augment import AUGMENT_BELOW, JUDGE_P, AdaptiveAugment
 from engine.members.base import Loss, Member
-from engine.members.latents import in_chunks
 from engine.members.classes import check_label
+from engine.members.latents import in_chunks
 
 ROTATIONS = 4
 

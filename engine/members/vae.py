@@ -30,8 +30,8 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.members.base import Loss, Member
-from engine.members.latents import in_chunks
 from engine.members.classes import CLASSES_PARAM
+from engine.members.latents import in_chunks
 from engine.members.nets import ClassInput, Decoder, Encoder
 
 
