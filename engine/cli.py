@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.config import (COMPILE_MODES, DEVICES, MAX_SAMPLES, MIN_EVAL_SAMPLES, PRECISIONS, SAMPLE_COUNT,
+from engine.config import (COMPILE_MODES, DEVICES, MAX_SAMPLES, MIN_EVAL_SAMPLES, PACINGS, PRECISIONS, SAMPLE_COUNT,
                            TrainConfig)
 from engine.cli_sample import cmd_sample
 from engine.errors import UserError
@@ -56,6 +56,12 @@ def build_parser() -> Parser:
     train.add_argument("--compile", choices=list(COMPILE_MODES),
                        help="torch.compile the training networks (graphs: with CUDA graphs); step-graph: "
                             "no compiling, each member's whole step replayed as one CUDA graph")
+    train.add_argument("--pacing", choices=list(PACINGS),
+                       help="fixed: each member keeps its pace; gain: every --review-every steps the "
+                            "generators' time moves to the one whose quality gains most per second "
+                            f"(default {TrainConfig.pacing})")
+    train.add_argument("--review-every", type=_int, help=f"ensemble steps between pace reviews (default "
+                                                         f"{TrainConfig.review_every})")
     train.add_argument("--config", type=Path, help="a TOML file; flags given here override it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--distributed", action="store_true",
@@ -287,7 +293,8 @@ def _overlay(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                        ("holdout", args.holdout)):
         if value is not None:
             data[key] = value
-    for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every", "precision", "compile"):
+    for key in ("steps", "seed", "device", "checkpoint_every", "log_every", "preview_every", "precision", "compile",
+                "pacing", "review_every"):
         if getattr(args, key) is not None:
             train[key] = getattr(args, key)
     from engine.members.registry import MEMBERS

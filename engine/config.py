@@ -22,6 +22,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")   # engine/accel.py applies them
 COMPILE_MODES = ("auto", "off", "on", "graphs", "step-graph")  # graphs: compile with CUDA graphs;
 # step-graph: no compiling, the whole training step captured as one CUDA graph (engine/training/step_graph.py)
+PACINGS = ("fixed", "gain")   # how members share the run's time (engine/training/pace.py, pacer.py)
 SIZES_HINT = "8 to 256 pixels (28, 32 and 64 are typical)"
 # Values that the CLI, the sampling code, the trainer and the window share: spelt here only.
 SAMPLE_COUNT = 64         # images one sample call makes unless asked for another number
@@ -171,6 +172,8 @@ class TrainConfig:
     preview_every: int = 250
     precision: str = "auto"     # autocast on CUDA: auto = what bench speed measured faster per member
     compile: str = "auto"       # torch.compile of the training networks (CUDA; falls back to eager)
+    pacing: str = "fixed"       # fixed: each member's own pace; gain: reviews move time (engine/training/pacer.py)
+    review_every: int = 250     # ensemble steps between pace reviews (pacing = gain)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "TrainConfig":
@@ -183,6 +186,8 @@ class TrainConfig:
         compile_mode = str(get("compile")).lower()
         _check(compile_mode in COMPILE_MODES,
                f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}")
+        pacing = str(get("pacing")).lower()
+        _check(pacing in PACINGS, f"pacing must be one of {', '.join(PACINGS)}, got {pacing!r}")
         return cls(
             steps=_number("steps", get("steps"), int, 0, 10**9),
             seed=_number("seed", get("seed"), int, 0, 2**63 - 1),
@@ -193,6 +198,8 @@ class TrainConfig:
             preview_every=_number("preview_every", get("preview_every"), int, 1, 10**9),
             precision=precision,
             compile=compile_mode,
+            pacing=pacing,
+            review_every=_number("review_every", get("review_every"), int, 1, 10**9),
         )
 
 

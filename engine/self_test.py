@@ -116,7 +116,6 @@ class SelfTest:
     def train(self) -> str:
         from engine.members.registry import run_config
         from engine.session import Session
-        from engine.training.pace import quota
 
         config = run_config(tiny_config(self.steps, self.device))
         session = Session.create(config, self.folder / "run")
@@ -124,7 +123,7 @@ class SelfTest:
         _require(finished.reason == "done" and not finished.save_error,
                  f"training ended {finished.reason!r} at step {finished.step} {finished.save_error}")
         steps = {name: member.step for name, member in session.members.items()}
-        owed = {name: quota(member.config.pace, self.steps) for name, member in session.members.items()}
+        owed = {name: session.paces[name].quota(self.steps) for name in session.members}
         _require(steps == owed, f"member steps {steps}, expected {owed} (their paces)")
         self.session = session
         return f"{', '.join(steps)} to step {self.steps} on {len(session.data.images)} images ({session.device})"

@@ -26,7 +26,8 @@ from engine.store.checkpoints import (STEP_DIR, CheckpointDamaged, list_checkpoi
 from engine.store.run_folder import RunFolder
 from engine.training.control import Control
 from engine.training.events import Finished
-from engine.training.pace import quota, rounds_done
+from engine.training.pace import Schedule
+from engine.training.pacer import Pacer
 from engine.training.step_graph import StepGraphs
 from engine.training.trainer import Callback, Trainer
 
@@ -75,6 +76,11 @@ class Session:
 
             for member in self.members.values():
                 attach(member, world, member_seed(train.seed, member.name))
+        # each member's paces over the run: its configured one, or as reviews set them (pacing = gain)
+        self.paces: dict[str, Schedule] = {m.name: Schedule.fixed(m.pace) for m in self.config.members}
+        gain = train.pacing == "gain" and world is None  # ranks would each decide from their own clock
+        self.pacer = Pacer({n: m.config.pace for n, m in self.members.items() if m.can_sample}) if gain else None
+        self._probe = None
         self.checkpoint: Path | None = None
         # the ensemble steps the trainer has run (a checkpoint records them): the members' step counts
         # cannot tell them apart when every pace is below 1 (3 steps at pace ½ are 6 or 7 ensemble steps)
@@ -136,7 +142,10 @@ class Session:
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, step: int) -> Path:
         states = {name: member.state_dict() for name, member in self.members.items()}
-        extra = {"elapsed": self.elapsed(), "run_id": self.run.run_id}
+        extra = {"elapsed": self.elapsed(), "run_id": self.run.run_id,
+                 "paces": {name: schedule.to_json() for name, schedule in self.paces.items()}}
+        if self.pacer is not None:
+            extra["pacer"] = self.pacer.to_json()
         path = save_checkpoint(self.run.checkpoints, step, states, extra, self.config.train.keep_checkpoints)
         self.checkpoint = path
         return path
@@ -155,6 +164,10 @@ class Session:
                 first = _first_reason(exc)
                 raise UserError(f"checkpoint {path / (name + '.safetensors')} does not fit member "
                                 f"{name!r} of this run: {first}") from None
+        recorded_paces = meta.get("paces") if isinstance(meta.get("paces"), dict) else {}
+        self.paces = {m.name: Schedule.from_json(recorded_paces.get(m.name), m.pace) for m in self.config.members}
+        if self.pacer is not None:
+            self.pacer.restore(meta.get("pacer"))
         recorded = meta.get("step")
         self._rounds = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None
         self._elapsed_before = float(meta.get("elapsed", 0.0))
@@ -182,7 +195,7 @@ class Session:
         fewest rounds the members' steps allow (a member that failed and sat out is behind; members
         stepped outside the trainer, as the speed bench does, are ahead)."""
         rounds = self._rounds
-        if rounds is not None and all(quota(m.config.pace, rounds) == m.step for m in self.members.values()):
+        if rounds is not None and all(self.paces[n].quota(rounds) == m.step for n, m in self.members.items()):
             return rounds
         return min(self.member_rounds().values())
 
@@ -192,7 +205,19 @@ class Session:
 
     def member_rounds(self) -> dict[str, int]:
         """Each member's completed ensemble steps: its optimizer steps ÷ its pace."""
-        return {name: rounds_done(m.config.pace, m.step) for name, m in self.members.items()}
+        return {name: self.paces[name].rounds_done(m.step) for name, m in self.members.items()}
+
+    def set_pace(self, name: str, step: int, pace: float) -> None:
+        """Member ``name`` takes ``pace`` optimizer steps per ensemble step from step ``step`` on."""
+        self.paces[name] = self.paces[name].from_step(step, pace)
+
+    def probe(self, names: list[str]) -> dict[str, float]:
+        """The quality probe's distance for each named generator (engine/metrics/probe.py)."""
+        if self._probe is None:
+            from engine.metrics.probe import QualityProbe
+
+            self._probe = QualityProbe(self.dataset.images, self.device)
+        return self._probe({name: self.members[name] for name in names})
 
     # -- training and sampling -----------------------------------------------------------------
     def train(self, total_steps: int, callbacks: list[Callback] | None = None,

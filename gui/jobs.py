@@ -305,8 +305,8 @@ def _curves(records: list[dict[str, Any]]) -> dict[str, dict[str, tuple[np.ndarr
     table: dict[str, dict[str, tuple[list, list]]] = {}
     for record in records:
         member, step = record.get("member"), record.get("step")
-        if not isinstance(member, str) or not isinstance(step, int):
-            continue
+        if not isinstance(member, str) or not isinstance(step, int) or "pace" in record:
+            continue  # a pace review's record (engine/training/pacer.py) holds no losses
         for key, value in record.items():
             if key in ("member", "step", "time") or not isinstance(value, (int, float)):
                 continue

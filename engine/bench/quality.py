@@ -86,7 +86,10 @@ def main(args) -> int:
         session = Session.create(bench_config(budget, args.device, data), out)
         print(session.data.report, file=sys.stderr)
         paces = ", ".join(f"{m.kind} ×{m.pace:g}" for m in session.config.members)
-        print(f"training {budget.steps} ensemble steps ({paces} optimizer steps each) into {out}", file=sys.stderr)
+        train = session.config.train
+        paced = f", then as pace reviews set every {train.review_every}" if train.pacing == "gain" else ""
+        print(f"training {budget.steps} ensemble steps ({paces} optimizer steps each{paced}) into {out}",
+              file=sys.stderr)
         session.train(budget.steps)
         train_seconds = time.perf_counter() - started
     if session.config.data.source != FASHION_MNIST and not args.quick:

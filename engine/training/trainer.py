@@ -35,7 +35,8 @@ from engine.training.control import Control
 from engine.training.events import (CheckpointSaved, Event, Finished, MemberFailed, PreviewReady, SaveFailed,
                                     StepLogged)
 from engine.training.health import Health, weights_finite
-from engine.training.pace import quota
+from engine.training.pace import Schedule
+from engine.training.pacer import Pacer
 from engine.training.diagnostics import REAL_IMAGES, PreviewCheck
 from engine.training.step_graph import StepGraph, StepGraphs
 
@@ -71,9 +72,13 @@ class Trainee(Protocol):
     run: RunLog
     checkpoint: Path | None
     step_graphs: StepGraphs
+    paces: Mapping[str, Schedule]
+    pacer: Pacer | None
 
     def elapsed(self) -> float: ...
     def save_checkpoint(self, step: int) -> Path: ...
+    def set_pace(self, name: str, step: int, pace: float) -> None: ...
+    def probe(self, names: list[str]) -> dict[str, float]: ...
 
 
 class Trainer:
@@ -121,7 +126,7 @@ class Trainer:
                 reason = "failed"
                 break
             for member in active:  # lock-step: a member ahead (resumed after a pause) waits
-                target = quota(member.config.pace, step + 1)
+                target = session.paces[member.name].quota(step + 1)
                 while member.step < target and not self.health.paused(member):
                     before = member.step
                     self._train_member(member, step + 1)
@@ -134,6 +139,8 @@ class Trainer:
                 if self.world is not None and self._stop_agreed():  # all ranks stop at the same step
                     reason = "stopped"
                     break
+            if session.pacer is not None and step % train.review_every == 0 and step < train.steps:  # not at the end
+                self.review_paces(step)
             if step % train.preview_every == 0:
                 self.previews(step)
             if step % train.checkpoint_every == 0 and self.checkpoint(step):
@@ -179,7 +186,10 @@ class Trainer:
             self._forget(member.name)
             self.health.diverged(member, step, f"its loss became NaN or Inf ({bad})")
             return
-        self._accumulate(member.name, losses, images, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if self.session.pacer is not None:
+            self.session.pacer.spend(member.name, seconds)
+        self._accumulate(member.name, losses, images, seconds)
 
     def _step_graph(self, member: Member) -> StepGraph | None:
         """The member's captured step, made on first use and kept by the session across train() calls."""
@@ -318,6 +328,19 @@ class Trainer:
             self._append([{"member": member.name, "step": step, "diversity": round(diversity, 4),
                                 "sharpness": round(sharpness, 4)}], step)
             self.emit(PreviewReady(member.name, step, images, diversity, sharpness, warning))
+
+    def review_paces(self, step: int) -> None:
+        """Pace by gain: probe the generators and set their paces from here on (engine/training/pacer.py)."""
+        session, pacer = self.session, self.session.pacer
+        names = [n for n in pacer.base if not self.health.paused(session.members[n])]
+        distances = session.probe(names)
+        paces = pacer.review(distances, {n: session.paces[n].pace for n in names})
+        records = []
+        for name in names:
+            session.set_pace(name, step, paces[name])
+            records.append({"member": name, "step": step, "probe": round(distances[name], 4), "pace": paces[name]})
+        if self.is_main:
+            self._append(records, step)
 
     def checkpoint(self, step: int, final: bool = False) -> bool:
         """Save every member (weights checked first); False, with a SaveFailed event, if the disk refused."""

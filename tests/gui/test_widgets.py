@@ -182,3 +182,12 @@ def test_add_member_offers_a_member_left_and_adds_it(qtbot):
     assert list(page.editors) == ["dcgan", "vae", "diffusion", "judge"]
     assert page.kind.currentIndex() == -1 and not page.add_button.isEnabled()  # now every member is added
     window.close()
+
+
+def test_a_runs_curves_hold_its_losses_not_its_pace_reviews():
+    from gui.jobs import _curves
+
+    curves = _curves([{"member": "vae", "step": 10, "loss": 2.0},
+                      {"member": "vae", "step": 250, "probe": 812.5, "pace": 0.75},
+                      {"member": "vae", "step": 260, "loss": 1.5}])
+    assert list(curves["vae"]) == ["loss"] and curves["vae"]["loss"][0].tolist() == [10, 260]
