@@ -57,7 +57,8 @@ def build_parser() -> Parser:
                        help="torch.compile the training networks (graphs: with CUDA graphs); step-graph: "
                             "no compiling, each member's whole step replayed as one CUDA graph")
     train.add_argument("--pacing", choices=list(PACINGS),
-                       help="fixed: each member keeps its pace; gain: every --review-every steps the "
+                       help="fixed: each member keeps its pace; gain (experimental, measured worse than "
+                            "fixed on the emoji sets: docs/quality.md): every --review-every steps the "
                             "generators' time moves to the one whose quality gains most per second "
                             f"(default {TrainConfig.pacing})")
     train.add_argument("--review-every", type=_int, help=f"ensemble steps between pace reviews (default "

@@ -172,7 +172,7 @@ class TrainConfig:
     preview_every: int = 250
     precision: str = "auto"     # autocast on CUDA: auto = what bench speed measured faster per member
     compile: str = "auto"       # torch.compile of the training networks (CUDA; falls back to eager)
-    pacing: str = "fixed"       # fixed: each member's own pace; gain: reviews move time (engine/training/pacer.py)
+    pacing: str = "fixed"       # fixed: each member's pace; gain (experimental): reviews move time (training/pacer.py)
     review_every: int = 250     # ensemble steps between pace reviews (pacing = gain)
 
     @classmethod

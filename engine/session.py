@@ -216,7 +216,7 @@ class Session:
         if self._probe is None:
             from engine.metrics.probe import QualityProbe
 
-            self._probe = QualityProbe(self.dataset.images, self.device)
+            self._probe = QualityProbe(self.data, self.dataset.images, self.device)
         return self._probe({name: self.members[name] for name in names})
 
     # -- training and sampling -----------------------------------------------------------------

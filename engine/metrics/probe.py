@@ -2,11 +2,14 @@
 
 Each probe draws ``PROBE_SAMPLES`` images per generator from the same seed (so two probes differ only
 by what the member learnt) and measures their Fréchet distance to a fixed subset of the training
-images in the fixed random feature space (engine/metrics/features.py's RandomFeatures: it does not
-move while the run's own judge trains, so a distance now and one a review ago are comparable). A
-distance from so few samples carries a bias; the probe measures it on real images (a disjoint subset
-of the same size, the probe's floor) and subtracts it, so the ratios the pacer takes are the members'.
-Held-out images are never looked at: they stay the evaluation's.
+images in the evaluation judge's features (engine/metrics/features.py's ``reference_judge``: trained
+once per data set with a fixed seed and cached, the evaluation's own; it does not move while the
+run's judge trains, so a distance now and one a review ago are comparable). The random feature space
+was tried first and misled: it barely sees blur, so the VAE's blurry images looked 2× the DCGAN's
+distance where the evaluation sees 5× (docs/quality.md § Pace by gain). A distance from so few
+samples carries a bias; the probe measures it on real images (a disjoint subset of the same size,
+the probe's floor) and subtracts it, so the ratios the pacer takes are the members'. Held-out images
+are never looked at: they stay the evaluation's.
 """
 from __future__ import annotations
 
@@ -16,22 +19,25 @@ import numpy as np
 import torch
 
 from engine.data.dataset import to_signed_float
+from engine.data.sources import LoadedData
 from engine.members.base import Member
-from engine.metrics.features import RandomFeatures
+from engine.metrics.features import JudgeFeatures, JudgeRecipe, judge_key, reference_judge
 from engine.metrics.frechet import frechet_distance
 
 PROBE_SAMPLES = 256      # images per generator and probe
 PROBE_REFERENCE = 1024   # training images the probe compares with (fewer in a small folder)
 PROBE_SEED = 7919        # the probe's sampling noise and its choice of training images
 LEAST_DISTANCE = 1e-3    # a distance at or below the floor counts as this fraction of the floor
+PROBE_JUDGE = JudgeRecipe()  # the evaluation's judge (a test may make it smaller)
 
 
 class QualityProbe:
-    def __init__(self, images: torch.Tensor, device: torch.device, samples: int = PROBE_SAMPLES):
-        """``images``: the training images, (N, C, H, W) uint8 (the run's DeviceDataset)."""
+    def __init__(self, data: LoadedData, images: torch.Tensor, device: torch.device, samples: int = PROBE_SAMPLES):
+        """``data``: the run's training data (for the evaluation judge); ``images``: the same images,
+        (N, C, H, W) uint8 on the device (the run's DeviceDataset)."""
         self.device = device
         self.samples = samples
-        self.features = RandomFeatures(device)
+        self.features = JudgeFeatures(reference_judge(data, device, PROBE_JUDGE), judge_key(data, PROBE_JUDGE))
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(PROBE_SEED))
         floor_count = min(samples, len(images) // 2)
         reference = order[floor_count:floor_count + PROBE_REFERENCE]

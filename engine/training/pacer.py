@@ -15,7 +15,9 @@ training since the last review, and sets the generators' paces for the next stre
   time by half at most); the seconds per ensemble step stay what the members' own paces cost,
   so a paced run costs what a fixed one does.
 
-Members that do not generate (the judge) keep their pace. The decision depends on measured seconds,
+Experimental: measured worse than the fixed paces on both emoji sets (docs/quality.md § Pace by
+gain): the cheap VAE gains fastest per second early and draws time, the slow-starting diffusion gets
+none. Members that do not generate (the judge) keep their pace. The decision depends on measured seconds,
 so two runs can differ in their paces; every decision is logged (metrics.jsonl, ``pace`` records)
 and saved with the checkpoint, and a resumed run goes on with exactly the recorded schedule.
 """

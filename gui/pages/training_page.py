@@ -11,7 +11,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
-from gui.catalog import COMPILE_MODES, DEVICES, PACINGS, PRECISIONS, TRAIN_DEFAULTS
+from gui.catalog import COMPILE_MODES, DEVICES, PRECISIONS, TRAIN_DEFAULTS
 from gui.widgets.image_grid import ImageGrid
 from gui.widgets.loss_plot import LossPlot
 
@@ -111,12 +111,6 @@ class TrainingPage(QWidget):
                                 "repay the compile (see docs/performance.md); step-graph: no compiling, each "
                                 "member's whole training step replayed as one CUDA graph; falls back to eager "
                                 "if it fails")
-        self.pacing = QComboBox()
-        self.pacing.addItems(PACINGS)
-        self.pacing.setCurrentText(TRAIN_DEFAULTS.pacing)
-        self.pacing.setToolTip("fixed: each member keeps its own pace; gain: every "
-                               f"{TRAIN_DEFAULTS.review_every} steps the generators are probed and their time "
-                               "moves to the one whose images improve most per second (same total time)")
         self.preview_every = QSpinBox()
         self.preview_every.setRange(1, 10**9)
         self.preview_every.setValue(50)  # more often than the engine's default: the window shows them
@@ -137,7 +131,6 @@ class TrainingPage(QWidget):
         form.addRow("device", self.device)
         form.addRow("precision", self.precision)
         form.addRow("GPU compile", self.compile)
-        form.addRow("pacing", self.pacing)
         form.addRow("preview every", self.preview_every)
         form.addRow("checkpoint every", self.checkpoint_every)
         form.addRow("log every", self.log_every)
@@ -208,7 +201,7 @@ class TrainingPage(QWidget):
         return {"steps": self.steps.value(), "seed": self.seed.value(), "device": self.device.currentText(),
                 "preview_every": self.preview_every.value(), "checkpoint_every": self.checkpoint_every.value(),
                 "log_every": self.log_every.value(), "precision": self.precision.currentText(),
-                "compile": self.compile.currentText(), "pacing": self.pacing.currentText()}
+                "compile": self.compile.currentText()}
 
     def set_train_config(self, train: dict[str, Any]) -> None:
         self.steps.setValue(int(train.get("steps", self.steps.value())))
@@ -219,12 +212,11 @@ class TrainingPage(QWidget):
         self.log_every.setValue(int(train.get("log_every", self.log_every.value())))
         self.precision.setCurrentText(str(train.get("precision", TRAIN_DEFAULTS.precision)))
         self.compile.setCurrentText(str(train.get("compile", TRAIN_DEFAULTS.compile)))
-        self.pacing.setCurrentText(str(train.get("pacing", TRAIN_DEFAULTS.pacing)))
 
     def set_run_fixed(self, fixed: bool) -> None:
         """An existing run keeps its seed and schedule; only the step target can grow."""
         for widget in (self.seed, self.device, self.preview_every, self.checkpoint_every, self.log_every,
-                       self.precision, self.compile, self.pacing):
+                       self.precision, self.compile):
             widget.setEnabled(not fixed)
 
     def set_members(self, members: list[tuple[str, str, bool]], batch_total: int) -> None:

@@ -138,20 +138,18 @@ def test_the_window_follows_the_system_colour_scheme(qtbot, qapp):
         THEME.apply(qapp, Qt.ColorScheme.Light)
 
 
-def test_gpu_precision_compile_and_pacing_reach_the_saved_run(qtbot, tiny_npz, tmp_path, monkeypatch):
-    from engine.config import COMPILE_MODES, PACINGS, PRECISIONS
+def test_gpu_precision_and_compile_reach_the_saved_run(qtbot, tiny_npz, tmp_path, monkeypatch):
+    from engine.config import COMPILE_MODES, PRECISIONS
     from engine.members.registry import run_config
     from gui.main_window import MainWindow
     from gui.pages import training_page
 
     assert training_page.PRECISIONS == PRECISIONS and training_page.COMPILE_MODES == COMPILE_MODES
-    assert training_page.PACINGS == PACINGS
     window = MainWindow(preview_data=False)
     qtbot.addWidget(window)
     configure_tiny_run(window, tiny_npz, members=("vae",))
     window.training_page.precision.setCurrentText("bf16")
     window.training_page.compile.setCurrentText("step-graph")
-    window.training_page.pacing.setCurrentText("gain")
     target = tmp_path / "gpu-run"
     monkeypatch.setattr(window, "ask_new_run_folder", lambda: str(target))
     with qtbot.waitSignal(window.bridge.sig_run_opened, timeout=LONG):
@@ -159,9 +157,8 @@ def test_gpu_precision_compile_and_pacing_reach_the_saved_run(qtbot, tiny_npz, t
     import json
 
     train = run_config(json.loads((target / "run.json").read_text())["config"]).train
-    assert (train.precision, train.compile, train.pacing) == ("bf16", "step-graph", "gain")
+    assert (train.precision, train.compile) == ("bf16", "step-graph")
     assert not window.training_page.precision.isEnabled()  # an existing run keeps them
-    assert not window.training_page.pacing.isEnabled()
     window.close()
 
 

@@ -91,7 +91,12 @@ def steady_clock(monkeypatch):
     monkeypatch.setattr(trainer, "time", Clock)
 
 
-def test_a_gain_paced_run_logs_its_reviews_and_a_resume_follows_its_schedule(tiny_npz, tmp_path, steady_clock):
+def test_a_gain_paced_run_logs_its_reviews_and_a_resume_follows_its_schedule(tiny_npz, tmp_path, steady_clock,
+                                                                              monkeypatch):
+    import engine.metrics.probe as probe
+    from engine.metrics.features import JudgeRecipe
+
+    monkeypatch.setattr(probe, "PROBE_JUDGE", JudgeRecipe(steps=20, batch_size=16))
     raw = tiny_config_dict(tiny_npz, ["dcgan", "vae", "judge"], steps=30, checkpoint_every=10, pacing="gain",
                            review_every=10)
     config = run_config(raw)
