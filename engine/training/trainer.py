@@ -333,7 +333,14 @@ class Trainer:
         """Pace by gain: probe the generators and set their paces from here on (engine/training/pacer.py)."""
         session, pacer = self.session, self.session.pacer
         names = [n for n in pacer.base if not self.health.paused(session.members[n])]
-        distances = session.probe(names)
+        try:
+            distances = session.probe(names)
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.emit(MemberFailed(names[0] if names else "", step, "out of memory while probing the generators "
+                                   "for pace by gain; the paces stay as they are"))
+            return
         paces = pacer.review(distances, {n: session.paces[n].pace for n in names})
         records = []
         for name in names:

@@ -120,3 +120,19 @@ def test_a_gain_paced_run_logs_its_reviews_and_a_resume_follows_its_schedule(tin
     straight_weights, resumed_weights = final_weights(straight), final_weights(resumed)
     for key, value in straight_weights.items():
         torch.testing.assert_close(resumed_weights[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_a_probe_out_of_memory_keeps_the_paces_and_says_so(tiny_npz, tmp_path, monkeypatch):
+    from engine.training.events import MemberFailed
+
+    config = run_config(tiny_config_dict(tiny_npz, ["dcgan", "vae"], steps=4, pacing="gain", review_every=2))
+    session = Session.create(config, tmp_path / "run")
+
+    def no_memory(names):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(session, "probe", no_memory)
+    events = []
+    finished = session.train(4, callbacks=[events.append])
+    assert finished.reason == "done" and session.paces["dcgan"] == Schedule.fixed(1.0)
+    assert any(isinstance(e, MemberFailed) and "probing" in e.message for e in events)
