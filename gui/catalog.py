@@ -17,8 +17,9 @@ from engine.config import (AUTO, CHANNEL_NAMES, COMPILE_MODES, DEVICES, FASHION_
 from engine.errors import UserError
 from engine.store.images import grid  # imported here, not on the first preview (a 100+ ms stall)
 
-__all__ = ["UserError", "Param", "AUTO", "CHANNEL_NAMES", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "DEVICES", "FASHION_MNIST",
-           "MAX_SAMPLES", "MIN_EVAL_SAMPLES", "TRAIN_DEFAULTS", "DATA_DEFAULTS", "MemberSpec", "FusionSpec",
+__all__ = ["UserError", "Param", "AUTO", "CHANNEL_NAMES", "OPTIMIZERS", "PRECISIONS", "COMPILE_MODES", "DEVICES",
+           "FASHION_MNIST", "MAX_SAMPLES", "MIN_EVAL_SAMPLES", "PACE_RANGE", "TRAIN_DEFAULTS", "DATA_DEFAULTS",
+           "MemberSpec", "FusionSpec",
            "member_specs", "fusion_specs", "validate_data", "validate_member", "validate_run", "validate_fusion",
            "tile", "export_png", "export_sprite_sheet", "export_animation", "export_singles", "read_png_metadata",
            "is_run_folder"]
