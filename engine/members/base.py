@@ -22,6 +22,7 @@ from engine.accel import DEFAULT_AUTO, NO_AUTO, AutoPaths, FastPaths, resolve
 from engine.config import DataConfig, MemberConfig, OptimConfig, Param
 from engine.data.dataset import Batch, DeviceDataset
 from engine.errors import UserError
+from engine.members.alpha import learns_premultiplied, premultiply, settle_alpha, unpremultiply
 from engine.members.classes import ClassCounts, asked_labels, is_conditioned, settle_classes
 from engine.members.ema import EMA_RAMPUP, ema_beta, half_life_of
 from engine.members.latents import latent_neighbours, slerp_path
@@ -65,6 +66,9 @@ class Member(ABC):
     # learns p(image | class) on labelled data when its ``classes`` parameter is on (engine/members/classes.py);
     # its sampling, scoring and guiding methods then take the class asked for (``label``; None: any)
     can_condition: ClassVar[bool] = False
+    # learns RGBA in premultiplied alpha when its ``alpha`` parameter says so (engine/members/alpha.py):
+    # it converts images on their way in (``to_own_alpha``) and its samples on their way out (``to_straight_alpha``)
+    can_premultiply: ClassVar[bool] = False
     # the smallest sensible parameters (16-px images, a few steps): the self-test and the test fixtures
     tiny_params: ClassVar[Mapping[str, Any]] = {}
     # what fast paths "auto" turns on, by device type (engine/accel.py; measured in docs/performance.md)
@@ -90,6 +94,7 @@ class Member(ABC):
         self.conditioned = is_conditioned(self.can_condition, config.params, num_classes)
         # the training images seen per class: what "any class" samples in proportion to
         self.class_counts = ClassCounts(num_classes) if self.conditioned else None
+        self.premultiplied = self.can_premultiply and learns_premultiplied(config.params, image_shape[0])
         with torch.random.fork_rng(devices=[]):  # weight init from the seed, global RNG untouched
             torch.manual_seed(seed)
             self.build()
@@ -149,6 +154,7 @@ class Member(ABC):
         existed. Subclasses settle their own and call this last: it settles the classes
         (``can_condition``) and the sizes (``sized``: engine/members/sizing.py)."""
         settled = settle_classes(dict(params), num_classes) if cls.can_condition else dict(params)
+        settled = settle_alpha(settled, data.channels) if cls.can_premultiply and data is not None else settled
         if data is None or not cls.sized:
             return settled
         return settle_sizes(cls, settled, data.size, data.channels)
@@ -176,6 +182,15 @@ class Member(ABC):
             return None
         self.class_counts.observe(batch.labels)
         return batch.labels
+
+    def to_own_alpha(self, images: torch.Tensor) -> torch.Tensor:
+        """Straight-alpha images (training batches, images given to score, vary or refine) in the
+        alpha this member learns in (``can_premultiply``)."""
+        return premultiply(images) if self.premultiplied else images
+
+    def to_straight_alpha(self, images: torch.Tensor) -> torch.Tensor:
+        """This member's images (in the alpha it learns in) as the straight alpha the rest of Chorus uses."""
+        return unpremultiply(images) if self.premultiplied else images
 
     def trained_networks(self) -> dict[str, nn.Module]:
         """The networks that get an optimizer, by name."""

@@ -12,6 +12,7 @@ from torch import nn
 from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import OptimConfig, Param
 from engine.data.dataset import Batch
+from engine.members.alpha import ALPHA_PARAM
 from engine.members.augment import AUGMENT_BELOW, AdaptiveAugment
 from engine.members.base import Loss, Member
 from engine.members.classes import CLASSES_PARAM
@@ -32,6 +33,7 @@ class DCGAN(Member):
     can_guide = True
     can_vary = "latent"
     can_interpolate = True
+    can_premultiply = True  # G draws, and D judges, premultiplied RGBA (engine/members/alpha.py)
     can_condition = True  # G gets the class's embedding beside z, D a projection of it (Miyato & Koyama 2018)
     params = (
         Param("latent", 64, 2, 1024, help="size of the noise vector z"),
@@ -48,6 +50,7 @@ class DCGAN(Member):
         Param("mbstd", "auto", choices=("auto", "on", "off"),
               help="D sees the spread of features across a group of images: collapse is penalised"),
         CLASSES_PARAM,
+        ALPHA_PARAM,
     )
     default_pace = 2.0  # optimizer steps per ensemble step: measured (docs/quality.md, § Pace)
     default_optim = OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999))
@@ -91,7 +94,7 @@ class DCGAN(Member):
         return {"G": self.G, "D": self.D}
 
     def losses(self, batch: Batch) -> Iterator[Loss]:
-        real = batch.images
+        real = self.to_own_alpha(batch.images)
         labels = self.training_labels(batch)  # a fake gets the class of the real image beside it
         z = torch.randn(real.shape[0], self.p["latent"], generator=self.generator, device=self.device)
         seen = lambda images: self.augment(images, self.generator)  # noqa: E731 - D's view: as is, or augmented
@@ -119,8 +122,10 @@ class DCGAN(Member):
         labels = self.labels_for(latents, label)
         self._standing_statistics()
         if labels is None:
-            return torch.cat([self.G_ema(latents[part]) for part in in_chunks(len(latents), 512)])
-        return torch.cat([self.G_ema(latents[part], labels[part]) for part in in_chunks(len(latents), 512)])
+            images = torch.cat([self.G_ema(latents[part]) for part in in_chunks(len(latents), 512)])
+        else:
+            images = torch.cat([self.G_ema(latents[part], labels[part]) for part in in_chunks(len(latents), 512)])
+        return self.to_straight_alpha(images)
 
     @torch.no_grad()
     def _standing_statistics(self) -> None:
@@ -161,6 +166,7 @@ class DCGAN(Member):
         """D's logit, the log-odds that an image is real, with its gradient. A D that learnt classes
         judges an image as one of class ``label``, or, for any, as one of some class: the log of
         Σ_k π_k exp(logit_k) over the classes' training proportions π."""
+        images = self.to_own_alpha(images)
         if not self.conditioned:
             return self.D(images).flatten()
         if label is not None:

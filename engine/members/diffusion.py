@@ -18,6 +18,7 @@ from engine.accel import CPU_AUTO, AutoPaths
 from engine.config import DataConfig, OptimConfig, Param
 from engine.data.dataset import Batch
 from engine.errors import UserError
+from engine.members.alpha import ALPHA_PARAM
 from engine.members.base import Loss, Member
 from engine.members.classes import CLASSES_PARAM
 from engine.members.ema import EMA_HALF_LIFE, update_ema
@@ -122,11 +123,13 @@ class Diffusion(Member):
         Param("ema_half_life", EMA_HALF_LIFE, 0, 10_000_000,
               help="EMA of the UNet used for sampling: its half-life in training images (0: none)"),
         CLASSES_PARAM,
+        ALPHA_PARAM,
     )
     default_pace = 0.5  # optimizer steps per ensemble step: measured (docs/quality.md, § Pace)
     default_optim = OptimConfig(name="adam", lr=5e-4, betas=(0.9, 0.999))
     can_refine = True
     can_be_guided = True
+    can_premultiply = True  # learns, and denoises, premultiplied RGBA (engine/members/alpha.py)
     # its EMA's half-life grows to 10 % of the images seen (the members' default is 5 %): on
     # Fashion-MNIST FD 91.1 against 97.6 at 5 % and 92.9 with the old per-step schedule (docs/quality.md)
     ema_rampup = 0.10
@@ -158,7 +161,7 @@ class Diffusion(Member):
         return {"unet": self.net}
 
     def losses(self, batch: Batch) -> Iterator[Loss]:
-        x0 = batch.images
+        x0 = self.to_own_alpha(batch.images)
         n = x0.shape[0]
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
         # logit-normal t concentrates training where the velocity is hardest to predict
@@ -214,9 +217,9 @@ class Diffusion(Member):
         """The ODE from initial noise ``latents`` (t = 1) to images (t = 0)."""
         steps = steps or self.p["sample_steps"]
         labels = self.labels_for(latents, label)
-        return torch.cat([self._integrate(latents[part], 1.0, steps, None if labels is None else labels[part],
-                                          self._guidance(label))
-                          for part in in_chunks(len(latents), 256)])
+        return self.to_straight_alpha(torch.cat([
+            self._integrate(latents[part], 1.0, steps, None if labels is None else labels[part], self._guidance(label))
+            for part in in_chunks(len(latents), 256)]))
 
     def sample(self, n: int, generator: torch.Generator, label: int | None = None,
                steps: int | None = None) -> torch.Tensor:
@@ -236,9 +239,10 @@ class Diffusion(Member):
         if strength == 0:
             return self.from_latents(latents, label, steps)
         labels = self.labels_for(latents, label)
-        return torch.cat([self._integrate_guided(latents[part], steps, critic, strength,
-                                                 None if labels is None else labels[part], self._guidance(label))
-                          for part in in_chunks(len(latents), 256)])
+        return self.to_straight_alpha(torch.cat([
+            self._integrate_guided(latents[part], steps, critic, strength, None if labels is None else labels[part],
+                                   self._guidance(label))
+            for part in in_chunks(len(latents), 256)]))
 
     def _integrate_guided(self, x: torch.Tensor, steps: int, critic, strength: float,
                           labels: torch.Tensor | None, scale: float = 1.0) -> torch.Tensor:
@@ -247,7 +251,10 @@ class Diffusion(Member):
             with torch.no_grad():
                 v = self._velocity(x, t_now, labels, scale)
                 clean, noise = x - t_now * v, x + (1 - t_now) * v
-            clean = clean + strength * (t_now - t_next) * critic_direction(critic, clean)
+            # the critic judges, and moves, straight-alpha images: the move in the member's own alpha
+            # would be divided by opacity and pile up where nothing shows
+            seen = self.to_straight_alpha(clean)
+            clean = self.to_own_alpha(seen + strength * (t_now - t_next) * critic_direction(critic, seen))
             x = (1 - t_next) * clean + t_next * noise
         return x.clamp(-1, 1)
 
@@ -269,8 +276,9 @@ class Diffusion(Member):
         if not 0.0 < strength <= 1.0:
             raise UserError(f"refine strength must be in (0, 1], got {strength}")
         noise = self.noise(tuple(images.shape), generator)
-        x = (1 - strength) * images.to(self.device) + strength * noise
+        x = (1 - strength) * self.to_own_alpha(images.to(self.device)) + strength * noise
         labels = self._no_class(len(x)) if label is None else self.labels_for(x, label)
-        return torch.cat([self._integrate(x[part], strength, max(1, steps), None if labels is None else labels[part],
-                                          self._guidance(label))
-                          for part in in_chunks(len(x), 256)])
+        return self.to_straight_alpha(torch.cat([
+            self._integrate(x[part], strength, max(1, steps), None if labels is None else labels[part],
+                            self._guidance(label))
+            for part in in_chunks(len(x), 256)]))
