@@ -19,6 +19,7 @@ def to_nhwc(images: np.ndarray) -> np.ndarray:
 TRANSPARENT_SHARE = 0.5   # "auto" keeps alpha when more than this share of the pictures show some
 GREY_SHARE = 0.99         # "auto" trains in grey when at least this share of the pictures are grey
 GREY_SPREAD = 8           # a pixel is grey when its R, G and B lie within this (JPEG chroma noise)
+INVISIBLE_LEVEL = 0.5     # opacity (uint8 levels) at or below which a straight-alpha pixel has no colour
 _CHUNK = 1024
 
 #: Sizes "auto" may choose (each divisible by 4, as every member needs) up to the largest: above 64 px
@@ -122,7 +123,7 @@ def resize_center_crop(images: np.ndarray, size: int, chunk: int = 4096) -> np.n
         batch = batch[:, :, top:top + size, left:left + size]
         if c == 4:
             alpha = batch[:, 3:].clamp(0, 255)
-            batch[:, :3] = torch.where(alpha > 0.5, batch[:, :3] * 255.0 / alpha.clamp_min(1e-6), 0.0)
+            batch[:, :3] = torch.where(alpha > INVISIBLE_LEVEL, batch[:, :3] * 255.0 / alpha.clamp_min(1e-6), 0.0)
         out[start:start + chunk] = batch.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return out
 

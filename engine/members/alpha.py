@@ -15,11 +15,12 @@ from __future__ import annotations
 import torch
 
 from engine.config import Param
+from engine.data.preprocess import INVISIBLE_LEVEL
 
 NEW_RUN_ALPHA = "premultiplied"  # what "auto" settles to in a new run on RGBA data (measured: docs/quality.md)
-# below this opacity (half of one uint8 level) a straight pixel has no colour, as a decoded file has none
-# (engine/data/folder.py); dividing by a smaller opacity would only amplify noise
-INVISIBLE = 0.5 / 255
+# below this opacity a straight pixel has no colour, as a resized picture has none (the data's own
+# threshold, engine/data/preprocess.py, in [0, 1]); dividing by a smaller opacity would only amplify noise
+INVISIBLE = INVISIBLE_LEVEL / 255
 
 ALPHA_PARAM = Param(
     "alpha", "auto", choices=("auto", "straight", "premultiplied"),
