@@ -1,9 +1,9 @@
-"""The matched vote's selection (engine/fusion/matching.py): resampling towards the reference, the
-gate on weak members, determinism."""
+"""The matched vote's selection (engine/fusion/matching.py): herding and resampling towards the
+reference, the gate on weak members, determinism."""
 import numpy as np
 import torch
 
-from engine.fusion.matching import matched_keep, ratio_logits, resample, taking_part
+from engine.fusion.matching import herd, matched_keep, ratio_logits, resample, taking_part
 from engine.metrics.frechet import frechet_distance
 
 
@@ -56,3 +56,42 @@ def test_a_pool_too_spread_out_is_resampled_to_the_reference_spread():
     quadratic = resample(ratio_logits(real, pool), 400, draws())
     assert pool[quadratic].std() < 0.8 * pool[linear].std()
     assert frechet_distance(pool[quadratic], real) < 0.5 * frechet_distance(pool[linear], real)
+
+
+def shifted_and_spread(seed: int = 2):
+    """Held-out images, a test set from the same distribution, and a pool drawn off their mean with 1.6×
+    their spread (a generator's typical miss)."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(8, 8)) / 4
+    real = rng.normal(size=(300, 8)) @ mixing + 1.0
+    test = rng.normal(size=(300, 8)) @ mixing + 1.0
+    pool = rng.normal(size=(2000, 8)) @ (1.6 * mixing) + 0.5
+    return real, test, pool
+
+
+def test_herding_needs_no_draw_and_keeps_each_candidate_once():
+    real, _, pool = shifted_and_spread()
+    groups = [torch.arange(len(pool))]
+    first = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(0), [True])  # herding: the default
+    other = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(1), [True])
+    assert torch.equal(first, other) and len(set(first.tolist())) == 250
+    assert np.array_equal(herd(pool, real, 250), herd(pool, real, 250))
+
+
+def test_herding_follows_the_reference_closer_than_the_ratio_draw():
+    real, test, pool = shifted_and_spread()
+    groups = [torch.arange(len(pool))]
+    herded = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(0), [True], pick="herding")
+    drawn = [matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(seed), [True], pick="ratio")
+             for seed in range(3)]
+    distance = lambda keep: frechet_distance(pool[keep], test)  # noqa: E731  (images the picking never saw)
+    assert distance(herded.numpy()) < 0.8 * min(distance(d.numpy()) for d in drawn)
+    assert distance(herded.numpy()) < 0.6 * distance(np.arange(250))
+
+
+def test_herding_keeps_the_spread_instead_of_the_nearest_images():
+    """The kernel is broad: the kept set narrows towards the reference's spread (the pool's is 1.6×), but
+    is no tight knot of the candidates nearest the reference's middle."""
+    real, _, pool = shifted_and_spread()
+    kept = pool[herd(pool, real, 250)]
+    assert 0.8 * real.std(0).mean() < kept.std(0).mean() < 0.85 * pool.std(0).mean()
