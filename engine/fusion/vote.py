@@ -5,8 +5,8 @@ judge confidence) ranks best.
 
 How many images each member gets (``shares``):
 - ``matched`` (default): the kept images are picked from the pool towards held-out training images
-  in the evaluation feature space (engine/fusion/matching.py; ``pick``: kernel herding, the default,
-  or drawn ∝ a density ratio); a member whose best images are far
+  in the evaluation feature space (engine/fusion/matching.py; ``pick``: drawn ∝ a density ratio, the
+  default, or kernel herding); a member whose best images are far
   worse than the best member's, or whose pool looks collapsed, takes no part; members that sample in
   one network pass draw a larger pool (they cost little). The critics do not vote here; with
   ``voters`` named, or without evaluation features, it is ``auto``.
@@ -33,7 +33,7 @@ from engine.config import Param
 from engine.errors import UserError
 from engine.fusion.base import FusedBatch, Fusion, FusionContext, generators_of, seeded_copy
 from engine.fusion.guide import critic_for, pick_critic
-from engine.fusion.matching import ONE_PASS_POOL, PICKS, matched_keep
+from engine.fusion.matching import ONE_PASS_POOL, PICK, PICKS, matched_keep
 from engine.fusion.mixture import closest_mixture
 from engine.members.base import Member
 from engine.members.registry import kinds_text, member_class
@@ -67,10 +67,10 @@ class Vote(Fusion):
               help="how many images each member gets: matched (the pool resampled towards held-out images, "
                    "weak or collapsed members left out), auto (the committee's best, shares fitted on "
                    "held-out images), even, or committee (the best ranks, whoever made them)"),
-        Param("pick", PICKS[0], choices=PICKS,
-              help="with shares=matched, how the images are picked: herding (each pick brings the kept set "
-                   "closest to the held-out images' distribution; no random draw) or ratio (drawn in proportion "
-                   "to a density ratio)"),
+        Param("pick", PICK, choices=PICKS,
+              help="with shares=matched, how the images are picked: ratio (drawn in proportion to a density "
+                   "ratio) or herding (each pick brings the kept set closest to the held-out images' "
+                   "distribution; no random draw)"),
         Param("spread", SPREAD, 0.0, 10.0, help="how strongly a kept image pushes down its near-duplicates "
                                                 "(0: realism alone)"),
         Param("quotas", False, help="the same as shares=even (kept for older recipes)"),
@@ -84,7 +84,7 @@ class Vote(Fusion):
     )
     evaluation_plan = {
         "vote": {"k": 4},
-        "vote-ratio": {"k": 4, "pick": "ratio"},
+        "vote-herding": {"k": 4, "pick": "herding"},
         "vote-fitted": {"k": 4, "shares": "auto"},
         "vote-even": {"k": 4, "shares": "even"},
         "vote-committee": {"k": 4, "shares": "committee"},
@@ -129,7 +129,7 @@ class Vote(Fusion):
             return FusedBatch(images, tuple(owner))
         if matched:
             return self._matched(images, owner, list(found), n, generator, context, label,
-                                 params.get("pick", PICKS[0]))
+                                 params.get("pick", PICK))
         if shares == "committee":
             combined = self.committee(members, images, params.get("voters"), label=label)
             keep = self.select(combined, owner, list(found), n, quotas=False)
@@ -148,7 +148,7 @@ class Vote(Fusion):
 
     @staticmethod
     def _matched(images: torch.Tensor, owner: list[str], names: list[str], n: int, generator: torch.Generator,
-                 context: FusionContext, label: int | None, pick: str = PICKS[0]) -> FusedBatch:
+                 context: FusionContext, label: int | None, pick: str = PICK) -> FusedBatch:
         groups = member_groups(owner, names)
         features = _features(context, images)
         reference = context.reference_for(label)

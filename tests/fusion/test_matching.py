@@ -72,8 +72,8 @@ def shifted_and_spread(seed: int = 2):
 def test_herding_needs_no_draw_and_keeps_each_candidate_once():
     real, _, pool = shifted_and_spread()
     groups = [torch.arange(len(pool))]
-    first = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(0), [True])  # herding: the default
-    other = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(1), [True])
+    first = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(0), [True], pick="herding")
+    other = matched_keep(pool, groups, real, 250, torch.Generator().manual_seed(1), [True], pick="herding")
     assert torch.equal(first, other) and len(set(first.tolist())) == 250
     assert np.array_equal(herd(pool, real, 250), herd(pool, real, 250))
 

@@ -29,7 +29,7 @@ def context_of(session):
 
 @pytest.mark.parametrize("name,params", [
     ("vote", {}), ("vote", {"k": "3", "quotas": "true"}), ("vote", {"voters": "judge:1"}),
-    ("vote", {"shares": "committee"}), ("vote", {"guide": "1", "critic": "judge"}), ("vote", {"shares": "even", "spread": "2"}), ("vote", {"spread": "0"}),
+    ("vote", {"shares": "committee"}), ("vote", {"guide": "1", "critic": "judge"}), ("vote", {"shares": "even", "spread": "2"}), ("vote", {"spread": "0"}), ("vote", {"pick": "herding"}),
     ("refine", {}), ("refine", {"source": "vae", "strength": "0.3", "steps": "3"}),
     ("soup", {"member": "dcgan"}), ("soup", {"member": "diffusion", "checkpoints": "2"}),
     ("mixture", {"weights": "auto"}),
@@ -203,12 +203,13 @@ class Collapsed:
         return torch.where((images == own).flatten(1).all(1), 100.0, -100.0)
 
 
-@pytest.mark.parametrize("shares,most", [("matched", 0), ("auto", 0), ("even", 4)])
-def test_a_collapsed_member_cannot_fill_more_than_its_share_of_the_vote(session, shares, most):
+@pytest.mark.parametrize("shares,most,pick", [("matched", 0, "ratio"), ("matched", 0, "herding"), ("auto", 0, "ratio"),
+                                               ("even", 4, "ratio")])
+def test_a_collapsed_member_cannot_fill_more_than_its_share_of_the_vote(session, shares, most, pick):
     members = {**session.members, "dcgan": Collapsed(session.members["dcgan"])}
     for voters in (None, {"dcgan": 1.0}):
         fused = fusion("vote").fuse(members, 12, torch.Generator().manual_seed(0), context=context_of(session),
-                                    k=4, shares=shares, voters=voters)
+                                    k=4, shares=shares, voters=voters, pick=pick)
         assert fused.provenance.count("dcgan") <= most
         assert len(fused.images) == 12
     committee = fusion("vote").fuse(members, 12, torch.Generator().manual_seed(0), k=4, shares="committee",
@@ -282,10 +283,11 @@ def test_a_vote_can_draw_the_diffusions_candidates_guided(session):
     assert not torch.equal(plain.images[diffusion], steered.images[diffusion])
 
 
-def test_the_matched_vote_repeats_itself_for_a_seed(session):
+@pytest.mark.parametrize("pick", ["ratio", "herding"])
+def test_the_matched_vote_repeats_itself_for_a_seed(session, pick):
     vote = fusion("vote")
-    assert vote.validate({})["shares"] == "matched"  # the default
-    made = [vote.fuse(session.members, 12, torch.Generator().manual_seed(8), context=context_of(session), k=4)
-            for _ in range(2)]
+    assert vote.validate({})["shares"] == "matched" and vote.validate({})["pick"] == "ratio"  # the defaults
+    made = [vote.fuse(session.members, 12, torch.Generator().manual_seed(8), context=context_of(session), k=4,
+                      pick=pick) for _ in range(2)]
     assert torch.equal(made[0].images, made[1].images) and made[0].provenance == made[1].provenance
     assert len(made[0].images) == 12
