@@ -10,9 +10,11 @@ Two ways to pick (the vote's ``pick``):
   distribution as a whole (a region the pool over-draws stops paying once it has its share; a rare
   good region is visited), with no random draw to add noise. Measured on the emoji colour bench run
   of 2026-12-07 (docs/quality.md § Kernel herding): 324.0 against the ratio draws' 379.7 / 433.4 /
-  410.5, recall 0.893 against 0.870 at draw 0, no more near-copies of training images; in a second,
-  untrained feature space neither way of picking beats the DCGAN's own images there. Not yet the
-  default: RGBA and Fashion-MNIST are not measured with it.
+  410.5, recall 0.893 against 0.870 at draw 0, no more near-copies of training images. Scored in a
+  second, untrained feature space, neither way of picking (in the judge's features) beats the
+  DCGAN's own images; picked in that untrained space, herding's gain carries over to the judge's
+  (0.668× the DCGAN; docs/quality.md). Not yet the default: RGBA and Fashion-MNIST are not measured
+  with it.
 
 A logistic classifier in the evaluation feature space tells held-out training images from the pool's
 images; its logit estimates log p_data(x) / p_pool(x) (the density-ratio trick behind discriminator
