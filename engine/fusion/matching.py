@@ -13,8 +13,8 @@ Two ways to pick (the vote's ``pick``):
   410.5, recall 0.893 against 0.870 at draw 0, no more near-copies of training images. Scored in a
   second, untrained feature space, neither way of picking (in the judge's features) beats the
   DCGAN's own images; picked in that untrained space, herding's gain carries over to the judge's
-  (0.668× the DCGAN; docs/quality.md). Not yet the default: RGBA and Fashion-MNIST are not measured
-  with it.
+  (0.668× the DCGAN; Fashion-MNIST 0.40×; docs/quality.md). Not yet the default: RGBA is not
+  measured with it, nor any set on the real path.
 
 A logistic classifier in the evaluation feature space tells held-out training images from the pool's
 images; its logit estimates log p_data(x) / p_pool(x) (the density-ratio trick behind discriminator
@@ -31,9 +31,9 @@ the same way) are within ``GATE`` times the Fréchet distance of the best member
 classifier cannot tell a blurry member's images, all near the middle of the feature space, from the
 real ones well enough to thin them. A member whose pool looks collapsed takes no part either.
 
-The ratio draw as first measured (judge features; docs/quality.md § The matched vote): emoji RGBA 488.31 against the best
-member's 673.13 (the previous default 721.69), emoji colour 606.28 against 1,185.94, Fashion-MNIST
-8.95 against 27.84 (n = 2,000, 2,000 and 5,000; classes on, equal steps).
+The ratio draw as first measured (judge features; docs/quality.md § The matched vote): emoji RGBA
+488.31 against the best member's 673.13 (the previous default 721.69), emoji colour 606.28 against
+1,185.94, Fashion-MNIST 8.95 against 27.84 (n = 2,000, 2,000 and 5,000; classes on, equal steps).
 """
 from __future__ import annotations
 
