@@ -62,8 +62,7 @@ def ratio_logits(real: np.ndarray, pool: np.ndarray, ridge: float = RIDGE, quadr
     there, as between two Gaussians: resampling moves the spread as well as the mean, and the Fréchet
     distance measures both)."""
     quadratic = QUADRATIC if quadratic is None else quadratic
-    mean, std = pool.mean(0), pool.std(0) + 1e-6
-    real, pool = (real - mean) / std, (pool - mean) / std
+    pool, real = standardised(pool, real)
     if quadratic > 0:
         basis = principal_axes(np.concatenate([real, pool]), quadratic)
         real, pool = with_products(real, basis), with_products(pool, basis)
@@ -85,6 +84,12 @@ def ratio_logits(real: np.ndarray, pool: np.ndarray, ridge: float = RIDGE, quadr
         solver.step(loss)
     with torch.no_grad():
         return (x[len(real):] @ w + b).numpy()
+
+
+def standardised(pool: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pool`` and ``other`` on the pool's scale: each feature less the pool's mean, over its spread."""
+    mean, std = pool.mean(0), pool.std(0) + 1e-6
+    return (pool - mean) / std, (other - mean) / std
 
 
 def principal_axes(rows: np.ndarray, count: int) -> np.ndarray:
@@ -138,9 +143,7 @@ def herd(candidates: np.ndarray, reference: np.ndarray, count: int) -> np.ndarra
     distance between candidates (a broad kernel: it matches the distribution's shape, not single
     training images); each pick maximises mean k(x, reference) − Σ k(x, kept) / (t + 1), the greedy
     step of the maximum mean discrepancy. Deterministic (ties: the first position)."""
-    mean, std = candidates.mean(0), candidates.std(0) + 1e-6
-    x = torch.as_tensor((candidates - mean) / std, dtype=torch.float64)
-    real = torch.as_tensor((reference - mean) / std, dtype=torch.float64)
+    x, real = (torch.as_tensor(rows, dtype=torch.float64) for rows in standardised(candidates, reference))
     probe = torch.cdist(x[:: max(1, len(x) // HERD_PROBE)], x).pow(2)
     h2 = float(probe[probe > 0].median()) if bool((probe > 0).any()) else 1.0
     attract = torch.cat([torch.exp(-torch.cdist(part, real).pow(2) / h2).mean(1) for part in x.split(HERD_CHUNK)])
