@@ -27,9 +27,9 @@ from engine.metrics.features import (FeatureCache, InceptionFeatures, JudgeFeatu
 from engine.metrics.frechet import frechet_distance
 from engine.metrics.kid import kernel_inception_distance
 from engine.metrics.memorisation import CopyTest, copy_test
+from engine.metrics.picking import PickingSpace
 from engine.metrics.prdc import prdc
 
-FIT_HOLDOUT = 5000
 Progress = Callable[[str, float], None]
 
 
@@ -168,22 +168,6 @@ class Evaluator:
         """Features of every training image, in ``data.images`` order (cached per data set)."""
         return self.cache.of_uint8(f"{self.data.fingerprint}-train", self.data.images, self.device)
 
-    def fit_reference(self) -> np.ndarray:
-        """Held-out training images for fitting fusion weights (never the test split)."""
-        return self.cache.of_uint8(f"{self.data.fingerprint}-fit{FIT_HOLDOUT}", self.data.images[self._fit_picks()],
-                                   self.device)
-
-    def class_reference(self, label: int) -> np.ndarray:
-        """``fit_reference``'s images of class ``label`` (all of them when the data has no labels)."""
-        reference = self.fit_reference()
-        if self.data.labels is None:
-            return reference
-        own = reference[self.data.labels[self._fit_picks()] == label]
-        return own if len(own) >= 2 else reference  # too few of the class to fit against
-
-    def _fit_picks(self) -> np.ndarray:
-        return np.sort(np.random.default_rng(2).permutation(len(self.data.images))[-FIT_HOLDOUT:])
-
     def prdc_reference(self, n: int) -> np.ndarray:
         """As many reference features as there are samples (a fixed, seeded draw, the same for every
         row): PRDC's k-nearest-neighbour balls shrink as a set grows, so a reference larger than the
@@ -225,9 +209,10 @@ def evaluate(session, n: int, fusions: dict[str, Any] | None = None, seed: int =
     with SampleBank().attached(session.members) as bank:
         timed = lambda make: _rate(make, n, seed, bank)  # noqa: E731
         members = _measure_members(session, n, plan, seed, evaluator, floor, progress, should_stop, timed)
-        context = FusionContext(features=evaluator.extract, fit_reference=evaluator.fit_reference,
+        picking = PickingSpace(data, session.device)  # fusions pick apart from the evaluation's space
+        context = FusionContext(features=picking.extract, fit_reference=picking.fit_reference,
                                 checkpoints=session.checkpoint_history(), fit_samples=fit_samples,
-                                class_reference=evaluator.class_reference)
+                                class_reference=picking.class_reference)
         rows, used, skipped = _measure_fusions(session, n, plan, seed, evaluator, floor, members, context,
                                                progress, should_stop, timed)
         classes = _per_class(session, n, seed, evaluator, used, context, progress, should_stop) if per_class else None
@@ -354,19 +339,18 @@ def _check(should_stop: Callable[[], bool]) -> None:
         raise EvaluationCancelled()
 
 
-def lazy_context(session, judge_recipe: JudgeRecipe = JudgeRecipe()) -> FusionContext:
-    """A fusion context that loads data and the evaluation judge only if a strategy asks for them."""
-    made: list[Evaluator] = []
+def lazy_context(session) -> FusionContext:
+    """A fusion context that loads the data and its picking features only if a strategy asks for them."""
+    made: list[PickingSpace] = []
 
-    def evaluator() -> Evaluator:
+    def picking() -> PickingSpace:
         if not made:
-            data = session.data or load_data(session.config.data)
-            made.append(Evaluator(data, session.config.data, session.device, judge_recipe=judge_recipe))
+            made.append(PickingSpace(session.data or load_data(session.config.data), session.device))
         return made[0]
 
-    return FusionContext(features=lambda images: evaluator().extract(images),
-                         fit_reference=lambda: evaluator().fit_reference(), checkpoints=session.checkpoint_history(),
-                         class_reference=lambda label: evaluator().class_reference(label))
+    return FusionContext(features=lambda images: picking().extract(images),
+                         fit_reference=lambda: picking().fit_reference(), checkpoints=session.checkpoint_history(),
+                         class_reference=lambda label: picking().class_reference(label))
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

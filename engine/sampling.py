@@ -1,9 +1,9 @@
 """Sampling a run's member or fusion into a PNG grid that records how to make it again.
 
 A strategy that needs more than the members (fitted weights, a soup's checkpoints) gets it from the
-``FusionContext`` the caller passes: ``engine.evaluation.lazy_context`` where the evaluation's
-features may be needed (the CLI, the window), or the run's checkpoints alone by default. So sampling
-and evaluation are siblings that do not import each other (docs/architecture.md, "Layers").
+``FusionContext`` the caller passes: ``engine.evaluation.lazy_context`` where the picking features
+(engine/metrics/picking.py) may be needed (the CLI, the window), or the run's checkpoints alone by
+default. So sampling and evaluation are siblings that do not import each other (docs/architecture.md, "Layers").
 """
 from __future__ import annotations
 

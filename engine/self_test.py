@@ -163,9 +163,8 @@ class SelfTest:
 
     def session_context(self):
         from engine.evaluation import lazy_context
-        from engine.metrics.features import JudgeRecipe
 
-        return lazy_context(self.session, JudgeRecipe(steps=20, batch_size=32))
+        return lazy_context(self.session)
 
     def checkpoint(self) -> str:
         import torch

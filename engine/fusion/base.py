@@ -27,7 +27,9 @@ class FusedBatch:
 class FusionContext:
     """What some strategies need beyond the members; callers fill what they can, lazily.
 
-    ``features``: the evaluation feature space (images → (n, D) float64); ``fit_reference``:
+    ``features``: the picking feature space (images → (n, D) float64), never an evaluation's: an
+    untrained CNN of its own seed (engine/metrics/picking.py), so a pick is not graded by the network
+    that made it; ``fit_reference``:
     features of held-out *training* images (never the test split) to fit weights against;
     ``checkpoints``: earlier checkpoint folders of the run, oldest first (for weight soups);
     ``class_reference``: class index → features of that class's held-out training images (fitting
@@ -52,7 +54,7 @@ class FusionContext:
     @property
     def features(self) -> Callable[[torch.Tensor], np.ndarray]:
         if self._features is None:
-            raise UserError("this fusion needs the evaluation features, which are not available here")
+            raise UserError("this fusion needs the picking features, which are not available here")
         return self._features
 
     @property

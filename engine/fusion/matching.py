@@ -4,7 +4,7 @@ Two ways to pick (the vote's ``pick``):
 
 - ``ratio`` (default): drawn ∝ a density ratio, as follows.
 - ``herding``: kernel herding (Chen, Welling & Smola 2010), the greedy minimisation of the
-  maximum mean discrepancy between the kept images and held-out training images in the evaluation
+  maximum mean discrepancy between the kept images and held-out training images in the picking
   feature space: each pick is the candidate whose kernel similarity to the training images, less its
   similarity to the images already kept, is highest. The kept set follows the training images'
   distribution as a whole (a region the pool over-draws stops paying once it has its share; a rare
@@ -16,7 +16,7 @@ Two ways to pick (the vote's ``pick``):
   (0.668× the DCGAN; Fashion-MNIST 0.40×; docs/quality.md). Not yet the default: RGBA is not
   measured with it, nor any set on the real path.
 
-A logistic classifier in the evaluation feature space tells held-out training images from the pool's
+A logistic classifier in the picking feature space (engine/metrics/picking.py) tells held-out training images from the pool's
 images; its logit estimates log p_data(x) / p_pool(x) (the density-ratio trick behind discriminator
 rejection sampling, Azadi et al. 2019, here on the whole pool and in a fixed feature space). The kept
 images are drawn without replacement in proportion to that ratio (Gumbel top-k, seeded), so the

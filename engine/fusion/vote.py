@@ -5,18 +5,18 @@ judge confidence) ranks best.
 
 How many images each member gets (``shares``):
 - ``matched`` (default): the kept images are picked from the pool towards held-out training images
-  in the evaluation feature space (engine/fusion/matching.py; ``pick``: drawn ∝ a density ratio, the
+  in the picking feature space (engine/metrics/picking.py, never the evaluation's; engine/fusion/matching.py; ``pick``: drawn ∝ a density ratio, the
   default, or kernel herding); a member whose best images are far
   worse than the best member's, or whose pool looks collapsed, takes no part; members that sample in
   one network pass draw a larger pool (they cost little). The critics do not vote here; with
-  ``voters`` named, or without evaluation features, it is ``auto``.
+  ``voters`` named, or without picking features, it is ``auto``.
 - ``auto``: the committee ranks each member's images among that member's own only (a
   discriminator that prefers its own generator's style, or an ELBO that prefers blur, cannot hand
-  one member the whole output), each member's best images are measured in the evaluation feature
+  one member the whole output), each member's best images are measured in the picking feature
   space, and the shares are the mixture weights that bring them closest to held-out training images
   (engine/fusion/mixture.py); a member whose pool looks collapsed (feature diversity below half the
   real images') gets none. Within a member's share, a kept image pushes its near-duplicates down
-  (``spread``), so rejection does not trade variety for realism. Without evaluation features (no
+  (``spread``), so rejection does not trade variety for realism. Without picking features (no
   context): even shares.
 - ``even``: the same share for each member (what ``quotas`` asked for);
 - ``committee``: the best ranks over the whole pool, whoever made them.

@@ -223,12 +223,11 @@ def test_a_vote_for_one_class_fits_its_shares_against_that_class(conditioned, mo
     vote.fuse(conditioned.members, 6, torch.Generator().manual_seed(0), context=context, label=1, **vote.validate({}))
     assert asked == [1]
     data = conditioned.data
-    from engine.evaluation import Evaluator
-    from engine.metrics.features import JudgeRecipe
+    from engine.metrics.picking import PickingSpace
 
-    evaluator = Evaluator(data, conditioned.config.data, conditioned.device, judge_recipe=JudgeRecipe(steps=10))
-    picks = evaluator._fit_picks()
-    assert len(evaluator.class_reference(1)) == int((data.labels[picks] == 1).sum())
+    picking = PickingSpace(data, conditioned.device)
+    picks = picking.fit_picks()
+    assert len(picking.class_reference(1)) == int((data.labels[picks] == 1).sum())
 
 
 def test_an_any_class_vote_is_a_vote_per_class_at_each_class_training_share(conditioned, monkeypatch):

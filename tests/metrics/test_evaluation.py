@@ -123,3 +123,30 @@ def test_random_features_are_a_fixed_untrained_second_space(run_path):
     assert np.allclose(first(opaque), first(images[:, :3]))
     report = evaluate(Session.open(run_path), 40, fusions={}, features="random")
     assert report.features.startswith("random-2020") and all(math.isfinite(row.fd) for row in report.members.values())
+
+
+def test_fusions_pick_in_a_space_no_evaluation_measures_in(run_path, monkeypatch):
+    """The vote and the mixture fit in the picking space (engine/metrics/picking.py), not in the
+    features that grade them: judge, random or Inception."""
+    from engine.evaluation import lazy_context
+    from engine.fusion.vote import Vote
+    from engine.metrics.features import RandomFeatures
+    from engine.metrics.picking import PickingSpace
+
+    session = Session.open(run_path)
+    seen = []
+    original = Vote.fuse
+    monkeypatch.setattr(Vote, "fuse", lambda self, *a, context=None, **kw:
+                        seen.append(context) or original(self, *a, context=context, **kw))
+    for space in ("judge", "random"):
+        report = evaluate(session, 40, fusions={"vote": {"k": 2}}, features=space,
+                          judge_recipe=JudgeRecipe(steps=30), fit_samples=40)
+        picked_in = seen[-1].features.name
+        assert picked_in.startswith("random-2026") and picked_in != report.features and "vote" in report.fusions
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    picking = PickingSpace(session.data, session.device)
+    assert not np.allclose(picking.extract(images), RandomFeatures(torch.device("cpu"))(images))
+    lazy = lazy_context(session)
+    assert np.array_equal(lazy.features(images), picking.extract(images))
+    assert np.array_equal(lazy.fit_reference, picking.fit_reference())
+    assert len(picking.fit_reference()) == len(picking.fit_picks()) == min(len(session.data.images), 5000)
