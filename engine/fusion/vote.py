@@ -5,8 +5,9 @@ judge confidence) ranks best.
 
 How many images each member gets (``shares``):
 - ``matched`` (default): the kept images are picked from the pool towards held-out training images
-  in the picking feature space (engine/metrics/picking.py, never the evaluation's; engine/fusion/matching.py; ``pick``: drawn ∝ a density ratio, the
-  default, or kernel herding); a member whose best images are far
+  in the picking feature space (engine/metrics/picking.py, never the evaluation's;
+  engine/fusion/matching.py; ``pick``: kernel herding, the default, or drawn ∝ a density ratio); a
+  member whose best images are far
   worse than the best member's, or whose pool looks collapsed, takes no part; members that sample in
   one network pass draw a larger pool (they cost little). The critics do not vote here; with
   ``voters`` named, or without picking features, it is ``auto``.
@@ -68,9 +69,9 @@ class Vote(Fusion):
                    "weak or collapsed members left out), auto (the committee's best, shares fitted on "
                    "held-out images), even, or committee (the best ranks, whoever made them)"),
         Param("pick", PICK, choices=PICKS,
-              help="with shares=matched, how the images are picked: ratio (drawn in proportion to a density "
-                   "ratio) or herding (each pick brings the kept set closest to the held-out images' "
-                   "distribution; no random draw)"),
+              help="with shares=matched, how the images are picked: herding (each pick brings the kept set "
+                   "closest to the held-out images' distribution; no random draw) or ratio (drawn in "
+                   "proportion to a density ratio)"),
         Param("spread", SPREAD, 0.0, 10.0, help="how strongly a kept image pushes down its near-duplicates "
                                                 "(0: realism alone)"),
         Param("quotas", False, help="the same as shares=even (kept for older recipes)"),
@@ -84,7 +85,7 @@ class Vote(Fusion):
     )
     evaluation_plan = {
         "vote": {"k": 4},
-        "vote-herding": {"k": 4, "pick": "herding"},
+        "vote-ratio": {"k": 4, "pick": "ratio"},
         "vote-fitted": {"k": 4, "shares": "auto"},
         "vote-even": {"k": 4, "shares": "even"},
         "vote-committee": {"k": 4, "shares": "committee"},

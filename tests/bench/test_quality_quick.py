@@ -15,7 +15,7 @@ def test_quick_quality_bench_measures_every_member_and_fusion(tmp_path, monkeypa
     document = json.loads((tmp_path / "q.json").read_text())
     report, summary = document["report"], document["summary"]
     assert set(report["members"]) == {"dcgan", "vae", "diffusion"}
-    assert set(report["fusions"]) == {"average", "weighted-average", "mixture", "vote", "vote-herding", "vote-fitted", "vote-even", "vote-committee",
+    assert set(report["fusions"]) == {"average", "weighted-average", "mixture", "vote", "vote-ratio", "vote-fitted", "vote-even", "vote-committee",
                                 "vote-judge", "vote-gan-judge", "refine", "guide", "guide-judge", "soup"}
     assert summary["steps"] == 20 and summary["best_member"] in report["members"]
     assert summary["fd_ratio_fusion_to_member"] == pytest.approx(summary["best_fusion_fd"] / summary["best_member_fd"])

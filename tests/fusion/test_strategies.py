@@ -286,7 +286,7 @@ def test_a_vote_can_draw_the_diffusions_candidates_guided(session):
 @pytest.mark.parametrize("pick", ["ratio", "herding"])
 def test_the_matched_vote_repeats_itself_for_a_seed(session, pick):
     vote = fusion("vote")
-    assert vote.validate({})["shares"] == "matched" and vote.validate({})["pick"] == "ratio"  # the defaults
+    assert vote.validate({})["shares"] == "matched" and vote.validate({})["pick"] == "herding"  # the defaults
     made = [vote.fuse(session.members, 12, torch.Generator().manual_seed(8), context=context_of(session), k=4,
                       pick=pick) for _ in range(2)]
     assert torch.equal(made[0].images, made[1].images) and made[0].provenance == made[1].provenance

@@ -29,7 +29,7 @@ def test_evaluate_reports_every_member_and_fusion(run_path):
     report = evaluate(session, 40, judge_recipe=JudgeRecipe(steps=30), fit_samples=40,
                       progress=lambda label, fraction: seen.append((label, fraction)))
     assert set(report.members) == {"dcgan", "vae", "diffusion"}
-    assert set(report.fusions) == {"average", "weighted-average", "mixture", "vote", "vote-herding", "vote-fitted", "vote-even", "vote-committee",
+    assert set(report.fusions) == {"average", "weighted-average", "mixture", "vote", "vote-ratio", "vote-fitted", "vote-even", "vote-committee",
                                 "vote-judge", "vote-gan-judge",
                                 "refine", "guide", "guide-judge", "soup"}
     for row in [*report.members.values(), *report.fusions.values()]:
