@@ -16,8 +16,9 @@ DCGAN's 581.36 in the evaluation judge's features (0.711×, recall −0.004), th
 (0.800×); in the random evaluation CNN's features herding 1.773 and the ratio 1.807 against 2.122.
 
 The ratio: a logistic classifier in the picking feature space (engine/metrics/picking.py) tells
-held-out training images from the pool's images; its logit estimates log p_data(x) / p_pool(x) (the density-ratio trick behind discriminator
-rejection sampling, Azadi et al. 2019, here on the whole pool and in a fixed feature space). The kept
+held-out training images from the pool's images; its logit estimates log p_data(x) / p_pool(x) (the
+density-ratio trick behind discriminator rejection sampling, Azadi et al. 2019, here on the whole
+pool and in a fixed feature space). The kept
 images are drawn without replacement in proportion to that ratio (Gumbel top-k, seeded), so the
 output moves towards the training images' distribution: over-drawn styles are thinned, the pool's
 rare good images kept, and the spread is not given up for realism as a top-k would. The classifier

@@ -7,8 +7,8 @@ How many images each member gets (``shares``):
 - ``matched`` (default): the kept images are picked from the pool towards held-out training images
   in the picking feature space (engine/metrics/picking.py, never the evaluation's;
   engine/fusion/matching.py; ``pick``: kernel herding, the default, or drawn ∝ a density ratio); a
-  member whose best images are far
-  worse than the best member's, or whose pool looks collapsed, takes no part; members that sample in
+  member whose best images are far worse than the best member's, or whose pool looks collapsed,
+  takes no part; members that sample in
   one network pass draw a larger pool (they cost little). The critics do not vote here; with
   ``voters`` named, or without picking features, it is ``auto``.
 - ``auto``: the committee ranks each member's images among that member's own only (a
