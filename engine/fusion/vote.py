@@ -230,7 +230,7 @@ def grouped_ranks(scores: torch.Tensor, groups: Sequence[torch.Tensor]) -> torch
 def _features(context: FusionContext | None, images: torch.Tensor) -> np.ndarray | None:
     if context is None or not context.has_features:
         return None
-    return np.concatenate([context.features(part) for part in images.split(1000)])
+    return context.features_of(images)
 
 
 def fitted_counts(features: np.ndarray, ranks: torch.Tensor, groups: Sequence[torch.Tensor], names: list[str],

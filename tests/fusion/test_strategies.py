@@ -291,3 +291,14 @@ def test_the_matched_vote_repeats_itself_for_a_seed(session, pick):
                       pick=pick) for _ in range(2)]
     assert torch.equal(made[0].images, made[1].images) and made[0].provenance == made[1].provenance
     assert len(made[0].images) == 12
+
+
+def test_the_context_computes_the_features_of_one_pool_once():
+    """An evaluation's vote rows draw the same pool; the picking CNN sees it once."""
+    calls = []
+    context = FusionContext(features=lambda x: calls.append(len(x)) or x.flatten(1).double().numpy(),
+                            fit_reference=np.zeros((2, 4)))
+    images = torch.rand(5, 1, 2, 2)
+    first, again = context.features_of(images), context.features_of(images.clone())
+    assert calls == [5] and np.array_equal(first, again)
+    assert np.array_equal(context.features_of(images + 1), (images + 1).flatten(1).double().numpy()) and calls == [5, 5]
