@@ -120,7 +120,9 @@ def taking_part(features: np.ndarray, groups: Sequence[torch.Tensor], reference:
                 allowed: Sequence[bool]) -> list[bool]:
     """Which members' images may be kept: the first images of each member's pool (as many for each:
     the best of a larger pool would look better), ranked by their own density ratio, their best
-    ``max(n, MIN_FIT)`` measured against ``reference``; within ``GATE`` of the best member's."""
+    ``max(n, MIN_FIT)`` measured against ``reference``; within ``GATE`` of the best member's. When
+    those members' pools hold fewer than ``n`` images, the next-closest members join until they hold
+    ``n`` (a fusion always gives the images asked for)."""
     sizes = [len(own) for own, ok in zip(groups, allowed) if ok and len(own) >= 2]
     if not sizes:
         return [len(own) > 0 for own in groups]  # nothing measurable: everyone
@@ -134,7 +136,12 @@ def taking_part(features: np.ndarray, groups: Sequence[torch.Tensor], reference:
         best = mine[np.argsort(-ratio_logits(reference, mine), kind="stable")[:max(n, MIN_FIT)]]
         distances.append(frechet_distance(best, reference))
     top = min(distances)
-    return [d <= GATE * top for d in distances]
+    part = [d <= GATE * top for d in distances]
+    for index in sorted(range(len(groups)), key=lambda i: distances[i]):
+        if sum(len(own) for own, ok in zip(groups, part) if ok) >= n:
+            break
+        part[index] = part[index] or len(groups[index]) > 0
+    return part
 
 
 def herd(candidates: np.ndarray, reference: np.ndarray, count: int) -> np.ndarray:

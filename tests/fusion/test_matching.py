@@ -37,6 +37,15 @@ def test_a_member_far_worse_than_the_best_takes_no_part():
     assert taking_part(features, groups, real, 50, [False, True]) == [False, True]  # the only one left
 
 
+def test_the_next_closest_member_joins_when_the_best_cannot_fill_the_batch():
+    real, near, off = clusters()
+    features = np.concatenate([near[:20], off])
+    groups = [torch.arange(0, 20), torch.arange(20, 220)]
+    assert taking_part(features, groups, real, 50, [True, True]) == [True, True]
+    keep = matched_keep(features, groups, real, 50, torch.Generator().manual_seed(0), [True, True])
+    assert len(keep) == 50 and len(set(keep.tolist())) == 50
+
+
 def test_the_kept_images_are_closer_to_the_reference_than_the_pool():
     real, near, off = clusters()
     mixed = np.concatenate([near[:100], off[:100] * 0.3])  # one member: half good, half shrunk away
