@@ -21,8 +21,6 @@ from engine.metrics.features import JudgeRecipe
 from engine.session import Session
 from engine.training.control import Control
 
-MAX_SAMPLE_STEPS = 200  # the longest Euler path an equal-sampling-time row takes
-
 
 @dataclass
 class Deadline(Control):
@@ -65,7 +63,9 @@ def train_alone(session: Session, kind: str, seconds: float, out: Path) -> tuple
 
 
 def equal_compute_rows(session: Session, report: EvalReport, train_seconds: float, n: int,
-                       judge_steps: int, root: Path) -> list[AloneRow]:
+                       judge_steps: int, root: Path, max_sample_steps: int = 200) -> list[AloneRow]:
+    """Each generator alone for ``train_seconds``; a diffusion also sampled with the fusion's sampling
+    time (its Euler steps scaled by the speed ratio, at most ``max_sample_steps``)."""
     rows: list[AloneRow] = []
     fusion_row = report.best_fusion()[1]
     for kind in session.generators():
@@ -76,7 +76,7 @@ def equal_compute_rows(session: Session, report: EvalReport, train_seconds: floa
         rows.append(AloneRow(kind, member.step, spent, own))
         if member.can_be_guided and fusion_row.samples_per_s > 0:
             ratio = own.samples_per_s / fusion_row.samples_per_s
-            steps = min(MAX_SAMPLE_STEPS, max(member.p["sample_steps"], round(member.p["sample_steps"] * ratio)))
+            steps = min(max_sample_steps, max(member.p["sample_steps"], round(member.p["sample_steps"] * ratio)))
             member.config = dataclasses.replace(member.config, params={**member.config.params, "sample_steps": steps})
             longer = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps))
             rows.append(AloneRow(kind, member.step, spent, longer.members[kind], sample_steps=steps))

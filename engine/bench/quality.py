@@ -34,10 +34,12 @@ class Budget:
     n: int
     judge_steps: int
     fit_samples: int
+    max_sample_steps: int = 200  # the longest Euler path the equal-sampling-time diffusion row takes
+    tiny: bool = False  # members at their ``tiny_params`` (a pipeline check, not a score)
 
 
 FULL = Budget(steps=1500, n=10_000, judge_steps=1500, fit_samples=2000)
-QUICK = Budget(steps=20, n=400, judge_steps=60, fit_samples=200)
+QUICK = Budget(steps=20, n=200, judge_steps=60, fit_samples=100, max_sample_steps=40, tiny=True)
 FOLDER_N = 2000  # samples per row on a folder: its held-out reference is a few hundred images
 EMOJI = "emoji"
 EMOJI_SHAPE = {"size": 32, "channels": 4}  # the artist-folder section of docs/quality.md
@@ -64,7 +66,8 @@ def bench_data(args) -> dict:
 def bench_config(budget: Budget, device: str, data: dict | None = None) -> RunConfig:
     return run_config({
         "data": data or {"source": FASHION_MNIST, "size": 28, "channels": 1},
-        "members": [{"kind": k} for k in MEMBERS],
+        "members": [{"kind": k, **({"params": dict(cls.tiny_params)} if budget.tiny else {})}
+                    for k, cls in MEMBERS.items()],
         "train": {"steps": budget.steps, "seed": 0, "device": device, "log_every": 50,
                   "checkpoint_every": max(1, budget.steps // 4), "keep_checkpoints": 4,
                   "preview_every": max(1, budget.steps)},
@@ -108,7 +111,7 @@ def main(args) -> int:
             raise UserError("--equal-compute needs the ensemble's training time: train here (leave out --run) "
                             "or give a run whose checkpoint recorded it")
         alone = equal_compute.equal_compute_rows(session, report, train_seconds, budget.n, budget.judge_steps,
-                                   session.run.path / "equal-compute")
+                                   session.run.path / "equal-compute", budget.max_sample_steps)
     best_member, member_row = report.best_member()
     best_fusion, fusion_row = report.best_fusion()
     summary = {

@@ -17,7 +17,7 @@ from engine.config import Param
 from engine.fusion.base import (FusedBatch, Fusion, FusionContext, generators_of, normalised_weights,
                                 seeded_copy)
 from engine.members.base import Member
-from engine.metrics.frechet import feature_stats, frechet_from_stats
+from engine.metrics.frechet import feature_stats, frechet_against
 
 FIT_SEED = 8675309
 
@@ -75,10 +75,11 @@ def closest_mixture(stats: list[tuple[np.ndarray, np.ndarray]], reference: tuple
     """The point of the simplex grid whose mixture of ``stats`` (each member's feature mean and
     covariance) is nearest (Fréchet distance) to ``reference``'s; members not ``allowed`` get 0."""
     best, best_fd = None, float("inf")
+    to_reference = frechet_against(*reference)
     for w in simplex_grid(len(stats)):
         if allowed is not None and any(wi > 0 and not ok for wi, ok in zip(w, allowed)):
             continue
-        fd = frechet_from_stats(*mixture_stats(stats, w), *reference)
+        fd = to_reference(*mixture_stats(stats, w))
         if fd < best_fd:
             best, best_fd = w, fd
     return best

@@ -53,6 +53,28 @@ def frechet_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     return max(float(fd), 0.0)
 
 
+def frechet_against(mu_ref, sigma_ref):
+    """``frechet_from_stats(mu, sigma, mu_ref, sigma_ref)`` as a function of (mu, sigma), with the
+    reference's square root taken once (tr (S1^½ S2 S1^½)^½ is symmetric in S1 and S2): many
+    candidates against one reference cost one eigvalsh each instead of an eigh and an eigvalsh."""
+    mu_ref = np.atleast_1d(np.asarray(mu_ref, dtype=np.float64))
+    s_ref = _sym(np.atleast_2d(sigma_ref))
+    root = _psd_sqrt(s_ref)
+    trace_ref = np.trace(s_ref)
+
+    def distance(mu, sigma) -> float:
+        mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
+        s = _sym(np.atleast_2d(sigma))
+        if mu.shape != mu_ref.shape or s.shape != s_ref.shape:
+            raise ValueError(f"shape mismatch: mu {mu.shape}, sigma {s.shape}, reference {mu_ref.shape}")
+        cross = np.linalg.eigvalsh(_sym(root @ s @ root))
+        diff = mu - mu_ref
+        fd = diff @ diff + np.trace(s) + trace_ref - 2.0 * np.sqrt(np.clip(cross, 0.0, None)).sum()
+        return max(float(fd), 0.0)
+
+    return distance
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two (N, D) feature sets."""
     mu1, s1 = feature_stats(a)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.metrics.frechet import feature_stats, frechet_distance, frechet_from_stats
+from engine.metrics.frechet import feature_stats, frechet_against, frechet_distance, frechet_from_stats
 from engine.metrics.kid import KID, kernel_inception_distance
 from engine.metrics.prdc import prdc
 
@@ -105,6 +105,18 @@ def test_fd_rank_deficient_is_finite():
     assert math.isfinite(fd) and fd >= 0.0
     assert 0.0 <= frechet_distance(const_a, const_a) < 1e-6
     assert 0.0 <= frechet_distance(wide_a, wide_a) < 1e-6
+
+
+def test_fd_against_a_fixed_reference_matches_the_two_sided_formula():
+    rng = np.random.default_rng(5)
+    reference = feature_stats(rng.normal(size=(300, 16)))
+    to_reference = frechet_against(*reference)
+    for scale in (0.5, 1.0, 3.0):
+        other = feature_stats(rng.normal(0.2, scale, size=(200, 16)) @ rng.normal(size=(16, 16)))
+        assert to_reference(*other) == pytest.approx(frechet_from_stats(*other, *reference), rel=1e-9)
+    assert to_reference(*reference) < 1e-6
+    with pytest.raises(ValueError):
+        to_reference(np.zeros(3), np.eye(3))
 
 
 def test_fd_rejects_bad_shapes():
