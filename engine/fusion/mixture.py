@@ -20,6 +20,9 @@ from engine.members.base import Member
 from engine.metrics.frechet import feature_stats, frechet_against
 
 FIT_SEED = 8675309
+GRID_MEMBERS = 4   # up to this many members the weights are searched on a grid (else random draws)
+FINE_STEPS = 20    # the grid's step: 5 %
+COARSE_STEPS = 5   # the first, coarse pass: 20 %
 
 
 class Mixture(Fusion):
@@ -73,16 +76,29 @@ def fit_weights(found: Mapping[str, Member], context: FusionContext, samples: in
 def closest_mixture(stats: list[tuple[np.ndarray, np.ndarray]], reference: tuple[np.ndarray, np.ndarray],
                     allowed: list[bool] | None = None) -> np.ndarray:
     """The point of the simplex grid whose mixture of ``stats`` (each member's feature mean and
-    covariance) is nearest (Fréchet distance) to ``reference``'s; members not ``allowed`` get 0."""
-    best, best_fd = None, float("inf")
+    covariance) is nearest (Fréchet distance) to ``reference``'s; members not ``allowed`` get 0.
+    Up to 4 members, coarse to fine: the best point of a 20 % grid, then the 5 % grid's points
+    within one coarse step of it (a few dozen Fréchet distances instead of the 5 % grid's 231 for
+    3 members, 1,771 for 4: in a 512-d feature space each costs an eigendecomposition)."""
     to_reference = frechet_against(*reference)
-    for w in simplex_grid(len(stats)):
-        if allowed is not None and any(wi > 0 and not ok for wi, ok in zip(w, allowed)):
-            continue
-        fd = to_reference(*mixture_stats(stats, w))
-        if fd < best_fd:
-            best, best_fd = w, fd
-    return best
+
+    def nearest(points: list[np.ndarray]) -> np.ndarray | None:
+        best, best_fd = None, float("inf")
+        for w in points:
+            if allowed is not None and any(wi > 0 and not ok for wi, ok in zip(w, allowed)):
+                continue
+            fd = to_reference(*mixture_stats(stats, w))
+            if fd < best_fd:
+                best, best_fd = w, fd
+        return best
+
+    if len(stats) > GRID_MEMBERS:
+        return nearest(simplex_grid(len(stats)))
+    coarse = nearest(simplex_grid(len(stats), COARSE_STEPS))
+    if coarse is None:
+        return None
+    near = [w for w in simplex_grid(len(stats)) if np.abs(w - coarse).max() <= 1 / COARSE_STEPS + 1e-9]
+    return nearest(near)
 
 
 def mixture_stats(stats: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,12 +108,12 @@ def mixture_stats(stats: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray) -> 
     return mu, second - np.outer(mu, mu)
 
 
-def simplex_grid(count: int) -> list[np.ndarray]:
-    """Points of the probability simplex: a 5 % grid for up to 4 members, else 2,000 Dirichlet draws."""
+def simplex_grid(count: int, steps: int = FINE_STEPS) -> list[np.ndarray]:
+    """Points of the probability simplex: a 1/``steps`` grid (5 %) for up to 4 members, else 2,000
+    Dirichlet draws."""
     if count == 1:
         return [np.ones(1)]
-    if count <= 4:
-        steps = 20
+    if count <= GRID_MEMBERS:
         return [np.array(c + (steps - sum(c),)) / steps
                 for c in itertools.product(range(steps + 1), repeat=count - 1) if sum(c) <= steps]
     rng = np.random.default_rng(0)

@@ -114,6 +114,23 @@ def test_fitted_mixture_weights_lie_on_the_simplex_and_are_no_worse_than_any_sin
     assert fitted <= min(alone) + 1e-9, (weights, fitted, alone)
 
 
+def test_the_coarse_to_fine_search_finds_the_grid_point_an_exhaustive_search_finds():
+    from engine.fusion.mixture import closest_mixture
+    from engine.metrics.frechet import frechet_from_stats
+
+    rng = np.random.default_rng(1)
+    stats = []
+    for _ in range(3):
+        a = rng.normal(size=(4, 4))
+        stats.append((rng.normal(size=4) * 3, a @ a.T + np.eye(4)))
+    target = np.array([0.35, 0.45, 0.20])  # on the 5 % grid, off the 20 % one
+    reference = mixture_stats(stats, target)
+    found = closest_mixture(stats, reference)
+    exhaustive = min(simplex_grid(3), key=lambda w: frechet_from_stats(*mixture_stats(stats, w), *reference))
+    assert np.allclose(found, exhaustive) and np.allclose(found, target)
+    assert closest_mixture(stats, reference, allowed=[True, True, False])[2] == 0
+
+
 class _Gaussian:
     """A stand-in member whose 'images' are 2-d Gaussian points around ``centre``."""
 
