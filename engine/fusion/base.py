@@ -15,7 +15,8 @@ from engine.errors import UserError
 from engine.members.base import Member
 from engine.members.registry import kinds_that
 
-RECENT_FEATURES = 4  # image sets whose features a FusionContext remembers (features_of)
+RECENT_FEATURES_BYTES = 1 << 30  # a FusionContext remembers image sets' features up to this size in all
+# (features_of): an evaluation's per-class vote pools at 10,000 samples are about 0.7 GiB
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class FusionContext:
         self._fit_reference = fit_reference
         self._class_reference = class_reference
         self.checkpoints = checkpoints or []
-        self._recent: dict[str, np.ndarray] = {}  # features_of's last few results, by content
+        self._recent: dict[str, np.ndarray] = {}  # features_of's latest results, by content
 
     @property
     def has_features(self) -> bool:
@@ -62,14 +63,15 @@ class FusionContext:
         return self._features
 
     def features_of(self, images: torch.Tensor) -> np.ndarray:
-        """``features`` of ``images`` in chunks of 1,000, remembered by content for the last
-        ``RECENT_FEATURES`` sets: an evaluation's vote rows draw the same pool from the sample bank,
-        and the picking CNN is the vote's costliest step."""
+        """``features`` of ``images`` in chunks of 1,000, remembered by content for the latest sets,
+        ``RECENT_FEATURES_BYTES`` in all (the newest always): an evaluation's vote rows draw the same
+        pools (one per class) from the sample bank, and the picking CNN is the vote's costliest step."""
         key = hashlib.blake2b(images.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
         if key not in self._recent:
-            if len(self._recent) >= RECENT_FEATURES:
+            features = np.concatenate([self.features(part) for part in images.split(1000)])
+            while self._recent and sum(f.nbytes for f in self._recent.values()) + features.nbytes > RECENT_FEATURES_BYTES:
                 self._recent.pop(next(iter(self._recent)))
-            self._recent[key] = np.concatenate([self.features(part) for part in images.split(1000)])
+            self._recent[key] = features
         return self._recent[key]
 
     @property

@@ -310,6 +310,24 @@ def test_the_matched_vote_repeats_itself_for_a_seed(session, pick):
     assert len(made[0].images) == 12
 
 
+def test_the_context_remembers_one_pool_per_class_and_forgets_the_oldest_past_its_budget(monkeypatch):
+    import engine.fusion.base as base
+
+    calls = []
+    context = FusionContext(features=lambda x: calls.append(len(x)) or x.flatten(1).double().numpy(),
+                            fit_reference=np.zeros((2, 4)))
+    pools = [torch.full((3, 1, 2, 2), float(c)) for c in range(10)]  # one pool per class
+    for _ in range(2):  # the vote row, then the vote-ratio row
+        for pool in pools:
+            context.features_of(pool)
+    assert len(calls) == 10
+    monkeypatch.setattr(base, "RECENT_FEATURES_BYTES", 2 * 3 * 4 * 8)  # room for two pools' features
+    context.features_of(torch.full((3, 1, 2, 2), 10.0))
+    context.features_of(pools[9])
+    context.features_of(pools[0])
+    assert len(calls) == 12  # the newest kept, pool 9 with it; pool 0 forgotten
+
+
 def test_the_context_computes_the_features_of_one_pool_once():
     """An evaluation's vote rows draw the same pool; the picking CNN sees it once."""
     calls = []
