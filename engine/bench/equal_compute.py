@@ -63,7 +63,7 @@ def train_alone(session: Session, kind: str, seconds: float, out: Path) -> tuple
 
 
 def equal_compute_rows(session: Session, report: EvalReport, train_seconds: float, n: int,
-                       judge_steps: int, root: Path, max_sample_steps: int = 200) -> list[AloneRow]:
+                       judge_steps: int, root: Path, max_sample_steps: int) -> list[AloneRow]:
     """Each generator alone for ``train_seconds``; a diffusion also sampled with the fusion's sampling
     time (its Euler steps scaled by the speed ratio, at most ``max_sample_steps``)."""
     rows: list[AloneRow] = []

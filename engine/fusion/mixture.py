@@ -74,7 +74,7 @@ def fit_weights(found: Mapping[str, Member], context: FusionContext, samples: in
 
 
 def closest_mixture(stats: list[tuple[np.ndarray, np.ndarray]], reference: tuple[np.ndarray, np.ndarray],
-                    allowed: list[bool] | None = None) -> np.ndarray:
+                    allowed: list[bool] | None = None) -> np.ndarray | None:
     """The point of the simplex grid whose mixture of ``stats`` (each member's feature mean and
     covariance) is nearest (Fréchet distance) to ``reference``'s; members not ``allowed`` get 0.
     Up to 4 members, coarse to fine: the best point of a 20 % grid, then the 5 % grid's points
