@@ -45,18 +45,13 @@ def frechet_from_stats(mu1, sigma1, mu2, sigma2) -> float:
         raise ValueError(
             f"shape mismatch: mu1 {mu1.shape}, sigma1 {s1.shape}, mu2 {mu2.shape}, sigma2 {s2.shape}"
         )
-    r1 = _psd_sqrt(s1)
-    cross = np.linalg.eigvalsh(_sym(r1 @ s2 @ r1))
-    tr_covmean = np.sqrt(np.clip(cross, 0.0, None)).sum()
-    diff = mu1 - mu2
-    fd = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean
-    return max(float(fd), 0.0)
+    return frechet_against(mu1, s1)(mu2, s2)
 
 
 def frechet_against(mu_ref, sigma_ref):
-    """``frechet_from_stats(mu, sigma, mu_ref, sigma_ref)`` as a function of (mu, sigma), with the
-    reference's square root taken once (tr (S1^½ S2 S1^½)^½ is symmetric in S1 and S2): many
-    candidates against one reference cost one eigvalsh each instead of an eigh and an eigvalsh."""
+    """``frechet_from_stats(mu_ref, sigma_ref, mu, sigma)`` as a function of (mu, sigma), the
+    reference's square root taken once: many candidates against one reference cost one eigvalsh
+    each instead of an eigh and an eigvalsh (the distance is symmetric in its two Gaussians)."""
     mu_ref = np.atleast_1d(np.asarray(mu_ref, dtype=np.float64))
     s_ref = _sym(np.atleast_2d(sigma_ref))
     root = _psd_sqrt(s_ref)
@@ -68,8 +63,8 @@ def frechet_against(mu_ref, sigma_ref):
         if mu.shape != mu_ref.shape or s.shape != s_ref.shape:
             raise ValueError(f"shape mismatch: mu {mu.shape}, sigma {s.shape}, reference {mu_ref.shape}")
         cross = np.linalg.eigvalsh(_sym(root @ s @ root))
-        diff = mu - mu_ref
-        fd = diff @ diff + np.trace(s) + trace_ref - 2.0 * np.sqrt(np.clip(cross, 0.0, None)).sum()
+        diff = mu_ref - mu
+        fd = diff @ diff + trace_ref + np.trace(s) - 2.0 * np.sqrt(np.clip(cross, 0.0, None)).sum()
         return max(float(fd), 0.0)
 
     return distance
