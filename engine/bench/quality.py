@@ -22,7 +22,7 @@ from engine.bench import equal_compute
 from engine.config import FASHION_MNIST, RunConfig
 from engine.errors import UserError
 from engine.members.registry import MEMBERS, run_config
-from engine.evaluation import evaluate, fusion_plan
+from engine.evaluation import EvalReport, evaluate, fusion_plan
 from engine.metrics.features import JudgeRecipe
 from engine.report import eval_table, markdown_table
 from engine.session import Session
@@ -74,6 +74,11 @@ def bench_config(budget: Budget, device: str, data: dict | None = None) -> RunCo
     })
 
 
+def write_result(path: Path, summary: dict, report: EvalReport) -> None:
+    path.write_text(json.dumps({"summary": summary, "report": report.to_json()}, indent=1), encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main(args) -> int:
     budget = QUICK if args.quick else FULL
     asked_n = getattr(args, "n", None)
@@ -105,13 +110,6 @@ def main(args) -> int:
                       fit_samples=budget.fit_samples,
                       progress=lambda label, fraction: print(f"  {fraction:4.0%} {label}", file=sys.stderr))
     eval_seconds = time.perf_counter() - eval_started
-    alone = []
-    if getattr(args, "equal_compute", False):
-        if not train_seconds:
-            raise UserError("--equal-compute needs the ensemble's training time: train here (leave out --run) "
-                            "or give a run whose checkpoint recorded it")
-        alone = equal_compute.equal_compute_rows(session, report, train_seconds, budget.n, budget.judge_steps,
-                                   session.run.path / "equal-compute", budget.max_sample_steps)
     best_member, member_row = report.best_member()
     best_fusion, fusion_row = report.best_fusion()
     summary = {
@@ -126,7 +124,21 @@ def main(args) -> int:
         "channels": session.config.data.channels, "n": budget.n, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "threads": torch.get_num_threads(), "device": str(session.device),
     }
-    if alone:
+    out_json = Path(args.out or "bench-quality.json")
+    # the equal-steps verdict is printed and written before the (long) equal-compute training starts,
+    # so an interrupted equal-compute run loses none of it
+    print(eval_table(report))
+    print(f"\nbest member: {best_member} FD {member_row.fd:.2f} (recall {member_row.recall:.3f}); "
+          f"best fusion: {best_fusion} FD {fusion_row.fd:.2f} (recall {fusion_row.recall:.3f}); "
+          f"ratio {summary['fd_ratio_fusion_to_member']:.3f}; target (≤ 0.70, recall ≥ −0.05) "
+          f"{'met' if summary['target_met'] else 'not met'}", flush=True)
+    write_result(out_json, summary, report)
+    if getattr(args, "equal_compute", False):
+        if not train_seconds:
+            raise UserError("--equal-compute needs the ensemble's training time: train here (leave out --run) "
+                            "or give a run whose checkpoint recorded it")
+        alone = equal_compute.equal_compute_rows(session, report, train_seconds, budget.n, budget.judge_steps,
+                                   session.run.path / "equal-compute", budget.max_sample_steps)
         top = equal_compute.best_alone(alone)
         summary.update({
             "best_equal_compute": equal_compute.label(top), "best_equal_compute_fd": top.row.fd,
@@ -135,20 +147,13 @@ def main(args) -> int:
             "recall_delta_equal_compute": fusion_row.recall - top.row.recall,
             "equal_compute": [{"label": equal_compute.label(r), "kind": r.kind, "steps": r.steps, "train_seconds": r.train_seconds,
                                "sample_steps": r.sample_steps, **dataclasses.asdict(r.row)} for r in alone],
+            "total_seconds": time.perf_counter() - started,
         })
-    print(eval_table(report))
-    print(f"\nbest member: {best_member} FD {member_row.fd:.2f} (recall {member_row.recall:.3f}); "
-          f"best fusion: {best_fusion} FD {fusion_row.fd:.2f} (recall {fusion_row.recall:.3f}); "
-          f"ratio {summary['fd_ratio_fusion_to_member']:.3f}; target (≤ 0.70, recall ≥ −0.05) "
-          f"{'met' if summary['target_met'] else 'not met'}")
-    if alone:
         print(markdown_table(["equal compute", "FD", "recall", "precision", "samples/s"],
                              [[equal_compute.label(r), f"{r.row.fd:.2f}", f"{r.row.recall:.3f}", f"{r.row.precision:.3f}",
                                f"{r.row.samples_per_s:.0f}"] for r in alone]))
         print(f"best fusion ÷ best equal-compute member ({summary['best_equal_compute']}): "
               f"{summary['fd_ratio_fusion_to_equal_compute']:.3f}, recall {summary['recall_delta_equal_compute']:+.3f}")
+        write_result(out_json, summary, report)
     print(f"time: train {train_seconds:.0f} s, evaluate {eval_seconds:.0f} s, total {summary['total_seconds']:.0f} s")
-    out_json = Path(args.out or "bench-quality.json")
-    out_json.write_text(json.dumps({"summary": summary, "report": report.to_json()}, indent=1), encoding="utf-8")
-    print(f"wrote {out_json}", file=sys.stderr)
     return 0

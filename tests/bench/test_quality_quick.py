@@ -32,3 +32,5 @@ def test_quick_quality_bench_measures_every_member_and_fusion(tmp_path, monkeypa
     assert summary["fd_ratio_fusion_to_equal_compute"] == pytest.approx(
         summary["best_fusion_fd"] / min(row["fd"] for row in alone))
     assert "best fusion ÷ best equal-compute member" in out
+    # the equal-steps verdict comes first: an interrupted equal-compute run does not lose it
+    assert out.index("best member:") < out.index("| equal compute |")
