@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from engine.evaluation import EvalReport, MetricRow, evaluate
 from engine.members.registry import run_config
@@ -63,9 +64,11 @@ def train_alone(session: Session, kind: str, seconds: float, out: Path) -> tuple
 
 
 def equal_compute_rows(session: Session, report: EvalReport, train_seconds: float, n: int,
-                       judge_steps: int, root: Path, max_sample_steps: int) -> list[AloneRow]:
+                       judge_steps: int, root: Path, max_sample_steps: int,
+                       on_row: Callable[[AloneRow], None] = lambda row: None) -> list[AloneRow]:
     """Each generator alone for ``train_seconds``; a diffusion also sampled with the fusion's sampling
-    time (its Euler steps scaled by the speed ratio, at most ``max_sample_steps``)."""
+    time (its Euler steps scaled by the speed ratio, at most ``max_sample_steps``). ``on_row`` is
+    told of each row as soon as it is measured (each takes about ``train_seconds``)."""
     rows: list[AloneRow] = []
     fusion_row = report.best_fusion()[1]
     for kind in session.generators():
@@ -74,12 +77,14 @@ def equal_compute_rows(session: Session, report: EvalReport, train_seconds: floa
         own = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps)).members[kind]
         member = solo.member(kind)
         rows.append(AloneRow(kind, member.step, spent, own))
+        on_row(rows[-1])
         if member.can_be_guided and fusion_row.samples_per_s > 0:
             ratio = own.samples_per_s / fusion_row.samples_per_s
             steps = min(max_sample_steps, max(member.p["sample_steps"], round(member.p["sample_steps"] * ratio)))
             member.config = dataclasses.replace(member.config, params={**member.config.params, "sample_steps": steps})
             longer = evaluate(solo, n, fusions={}, judge_recipe=JudgeRecipe(steps=judge_steps))
             rows.append(AloneRow(kind, member.step, spent, longer.members[kind], sample_steps=steps))
+            on_row(rows[-1])
     return rows
 
 

@@ -126,7 +126,7 @@ def main(args) -> int:
     }
     out_json = Path(args.out or "bench-quality.json")
     # the equal-steps verdict is printed and written before the (long) equal-compute training starts,
-    # so an interrupted equal-compute run loses none of it
+    # and each equal-compute row as it is measured, so an interrupted run loses none of what it measured
     print(eval_table(report))
     print(f"\nbest member: {best_member} FD {member_row.fd:.2f} (recall {member_row.recall:.3f}); "
           f"best fusion: {best_fusion} FD {fusion_row.fd:.2f} (recall {fusion_row.recall:.3f}); "
@@ -137,16 +137,24 @@ def main(args) -> int:
         if not train_seconds:
             raise UserError("--equal-compute needs the ensemble's training time: train here (leave out --run) "
                             "or give a run whose checkpoint recorded it")
+        summary["equal_compute"] = []
+
+        def keep(row: equal_compute.AloneRow) -> None:  # each row is written as soon as it is measured
+            summary["equal_compute"].append({"label": equal_compute.label(row), "kind": row.kind, "steps": row.steps,
+                                             "train_seconds": row.train_seconds, "sample_steps": row.sample_steps,
+                                             **dataclasses.asdict(row.row)})
+            print(f"equal compute: {equal_compute.label(row)}: FD {row.row.fd:.2f} (recall {row.row.recall:.3f})",
+                  file=sys.stderr, flush=True)
+            write_result(out_json, summary, report)
+
         alone = equal_compute.equal_compute_rows(session, report, train_seconds, budget.n, budget.judge_steps,
-                                   session.run.path / "equal-compute", budget.max_sample_steps)
+                                   session.run.path / "equal-compute", budget.max_sample_steps, on_row=keep)
         top = equal_compute.best_alone(alone)
         summary.update({
             "best_equal_compute": equal_compute.label(top), "best_equal_compute_fd": top.row.fd,
             "best_equal_compute_recall": top.row.recall,
             "fd_ratio_fusion_to_equal_compute": fusion_row.fd / top.row.fd,
             "recall_delta_equal_compute": fusion_row.recall - top.row.recall,
-            "equal_compute": [{"label": equal_compute.label(r), "kind": r.kind, "steps": r.steps, "train_seconds": r.train_seconds,
-                               "sample_steps": r.sample_steps, **dataclasses.asdict(r.row)} for r in alone],
             "total_seconds": time.perf_counter() - started,
         })
         print(markdown_table(["equal compute", "FD", "recall", "precision", "samples/s"],
